@@ -1,0 +1,1 @@
+"""Pure pipeline stages over plain data. Nothing here imports gradio or sqlalchemy."""

@@ -1,0 +1,71 @@
+"""Project status: counts per table and per stage, and the latest runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from curator.services.projects import require_project
+from db import Database
+from db.queries import project_counts, recent_runs
+
+
+@dataclass
+class RunSummary:
+    id: int
+    stage: str
+    status: str
+    started_at: str
+    counts: dict[str, Any]
+    error: str | None
+
+
+@dataclass
+class ProjectStatus:
+    project: str
+    database: str
+    counts: dict[str, int]
+    runs: list[RunSummary]
+
+    def stage_lines(self) -> list[tuple[str, str]]:
+        """(stage, human-readable progress) for the pipeline stages, in order."""
+        c = self.counts
+        return [
+            ("ingest", f"{c['passages']:,} passages from {c['documents']:,} documents"),
+            (
+                "generate",
+                f"{c['queries_ok']:,} queries ({c['queries_parse_failed']:,} parse "
+                f"failures, {c['queries_error']:,} errors)",
+            ),
+            ("mine", f"{c['queries_mined']:,} queries mined, {c['candidates']:,} candidates"),
+            (
+                "rerank",
+                f"{c['queries_reranked']:,} queries reranked, {c['llm_scores']:,} LLM scores",
+            ),
+            ("annotate", f"{c['queries_judged']:,} queries judged, {c['judgments']:,} judgments"),
+            ("train", f"{c['training_runs']:,} training runs"),
+        ]
+
+
+def project_status(database: Database, project: str, *, runs: int = 5) -> ProjectStatus:
+    project_id = require_project(database, project)
+    with database.sessions() as session:
+        counts = project_counts(session, project_id)
+        latest = [
+            RunSummary(
+                r.id,
+                r.stage,
+                r.status,
+                r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                dict(r.counts or {}),
+                r.error,
+            )
+            for r in recent_runs(session, project_id, runs)
+        ]
+    return ProjectStatus(project, _redact(database.url), counts, latest)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,1 @@
+"""The Gradio app: ``build_ui`` wires components to module-level handlers."""

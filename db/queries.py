@@ -1,0 +1,131 @@
+"""Query functions over a session: ``fn(session, ...)``. They never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from db.models import (
+    Candidate,
+    GeneratedQuery,
+    Judgment,
+    LLMScore,
+    Passage,
+    PipelineRun,
+    Project,
+    ProposedLabel,
+    TrainingRun,
+)
+
+
+def get_project(session: Session, name: str) -> Project | None:
+    return session.scalar(select(Project).where(Project.name == name))
+
+
+def project_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Project.name).order_by(Project.name)))
+
+
+def existing_ids(session: Session, project_id: int, external_ids: Sequence[str]) -> dict[str, str]:
+    """external_id -> content_hash for those of ``external_ids`` already stored."""
+    if not external_ids:
+        return {}
+    rows = session.execute(
+        select(Passage.external_id, Passage.content_hash).where(
+            Passage.project_id == project_id, Passage.external_id.in_(external_ids)
+        )
+    )
+    return dict(rows.all())
+
+
+def existing_hashes(session: Session, project_id: int, hashes: Sequence[str]) -> dict[str, str]:
+    """content_hash -> external_id for those of ``hashes`` already stored."""
+    if not hashes:
+        return {}
+    rows = session.execute(
+        select(Passage.content_hash, Passage.external_id).where(
+            Passage.project_id == project_id, Passage.content_hash.in_(hashes)
+        )
+    )
+    return dict(rows.all())
+
+
+def project_counts(session: Session, project_id: int) -> dict[str, int]:
+    """Counts per table and per pipeline stage for one project."""
+
+    def count(statement) -> int:
+        return int(session.scalar(statement) or 0)
+
+    status_rows = session.execute(
+        select(GeneratedQuery.status, func.count())
+        .where(GeneratedQuery.project_id == project_id)
+        .group_by(GeneratedQuery.status)
+    ).all()
+    by_status = {status: n for status, n in status_rows}
+    in_project = GeneratedQuery.project_id == project_id
+    return {
+        "passages": count(select(func.count()).where(Passage.project_id == project_id)),
+        "documents": count(
+            select(func.count(distinct(Passage.document_id))).where(
+                Passage.project_id == project_id
+            )
+        ),
+        "queries": sum(by_status.values()),
+        "queries_ok": by_status.get("ok", 0),
+        "queries_parse_failed": by_status.get("parse_failed", 0),
+        "queries_error": by_status.get("error", 0),
+        "candidates": count(
+            select(func.count()).select_from(Candidate).join(GeneratedQuery).where(in_project)
+        ),
+        "queries_mined": count(
+            select(func.count(distinct(Candidate.query_id))).join(GeneratedQuery).where(in_project)
+        ),
+        "llm_scores": count(
+            select(func.count()).select_from(LLMScore).join(GeneratedQuery).where(in_project)
+        ),
+        "queries_reranked": count(
+            select(func.count(distinct(ProposedLabel.query_id)))
+            .join(GeneratedQuery)
+            .where(in_project)
+        ),
+        "judgments": count(
+            select(func.count()).select_from(Judgment).join(GeneratedQuery).where(in_project)
+        ),
+        "queries_judged": count(
+            select(func.count(distinct(Judgment.query_id))).join(GeneratedQuery).where(in_project)
+        ),
+        "training_runs": count(select(func.count()).where(TrainingRun.project_id == project_id)),
+        "pipeline_runs": count(select(func.count()).where(PipelineRun.project_id == project_id)),
+    }
+
+
+def recent_runs(session: Session, project_id: int, limit: int = 10) -> list[PipelineRun]:
+    return list(
+        session.scalars(
+            select(PipelineRun)
+            .where(PipelineRun.project_id == project_id)
+            .order_by(PipelineRun.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def passage_page(
+    session: Session, project_id: int, *, search: str = "", offset: int = 0, limit: int = 50
+) -> tuple[int, list[Passage]]:
+    """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text."""
+    condition = Passage.project_id == project_id
+    if search:
+        pattern = f"%{search}%"
+        condition = condition & (
+            Passage.external_id.ilike(pattern)
+            | Passage.title.ilike(pattern)
+            | Passage.text.ilike(pattern)
+        )
+    total = int(session.scalar(select(func.count()).where(condition)) or 0)
+    rows = session.scalars(
+        select(Passage).where(condition).order_by(Passage.id).offset(offset).limit(limit)
+    )
+    return total, list(rows)
