@@ -13,7 +13,7 @@ Deduplication, per project:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def ingest_path(
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     progress = progress or NullProgress()
-    resolved = detect_format(path) if fmt == "auto" and path.exists() else fmt
+    resolved = _resolve_format(path, fmt)
     settings = {
         "path": str(path),
         "format": resolved,
@@ -115,14 +115,18 @@ def ingest_path(
         "on_error": on_error,
         "encoding": encoding,
     }
-    records = read_records(path, fmt, fields, encoding=encoding, on_progress=progress.advance)
-    total, unit = progress_total(path, resolved)
+
+    def records() -> Iterator[SourceRecord | IngestError]:
+        # read lazily, so a file that cannot be read at all is recorded as a failed run
+        yield from read_records(path, fmt, fields, encoding=encoding, on_progress=progress.advance)
+
+    total, unit = progress_total(path, resolved) if resolved != "auto" else (0, "B")
     progress.start(total, unit, f"ingest {path.name}")
     try:
         return ingest_records(
             database,
             project,
-            records,
+            records(),
             source=str(path),
             chunking=chunking,
             on_error=on_error,
@@ -184,6 +188,16 @@ def ingest_records(
         error="; ".join(str(e) for e in report.errors[:20]) or None,
     )
     return report
+
+
+def _resolve_format(path: Path, fmt: str) -> str:
+    """The concrete format, or ``fmt`` as given when it cannot be told (the reader says why)."""
+    if fmt != "auto":
+        return fmt
+    try:
+        return detect_format(path) if path.exists() else fmt
+    except IngestError:
+        return fmt
 
 
 class _Abort(Exception):

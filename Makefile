@@ -1,0 +1,60 @@
+# Two commands on a fresh machine:
+#   make run    create .venv, install everything, open the app on the embedded demo corpus
+#   make test   the same install if needed, then the fast test suite
+# torch comes first and pinned: torch==2.13.0 is the CPU wheel; a bare `torch` would pull
+# a multi-GB CUDA build. Override TORCH_SPEC on other machines, e.g.
+#   make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+
+PYTHON ?= python3
+TORCH_SPEC ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 7860
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-slow test-all browser-deps lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/curator serve --demo --host $(HOST) --port $(PORT)
+
+# The fast default suite (a few minutes on 2 cores).
+test: install
+	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+# Tests that load real models or drive a real browser. Exit code 5 ("no tests
+# collected") counts as success so an empty marker set does not fail CI.
+test-slow: install browser-deps
+	$(BIN)/python -m pytest -m "slow or browser" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-all: test test-slow
+
+# Headless Chromium from Debian for the browser tests (needs root, as in CI).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "browser tests need /usr/bin/chromium: sudo apt-get install chromium"; \
+		fi; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
