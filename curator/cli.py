@@ -94,7 +94,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from curator.ui.app import check_bind_address, launch
+    from curator.ui.network import check_bind_address
 
     check_bind_address(args.host)
     project = settings.project
@@ -106,6 +106,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         report = ensure_demo_project(database, project)
         if report is not None:
             print(report.summary())
+    from curator.ui.app import launch
+
     launch(database, project, host=args.host, port=args.port)
     return 0
 

@@ -1,0 +1,102 @@
+"""Handlers of the app: module-level functions over plain values, testable without a browser.
+
+Text from the corpus goes into Dataframe cells and Textboxes, which render it as text,
+never as HTML. Values that go into Markdown are escaped.
+"""
+
+from __future__ import annotations
+
+import html
+
+from sqlalchemy import select
+
+from curator.services.projects import require_project
+from curator.services.status import project_status
+from db import Database
+from db.models import Passage
+from db.queries import passage_page
+
+PAGE_SIZE = 25
+PASSAGE_COLUMNS = ["id", "title", "text", "source"]
+PREVIEW_CHARS = 160
+
+
+def overview_markdown(database: Database, project: str) -> str:
+    """The project's name, database and per-stage counts as Markdown (all values escaped)."""
+    status = project_status(database, project)
+    lines = [
+        f"### Project `{html.escape(status.project)}`",
+        f"Database: `{html.escape(status.database)}`",
+        "",
+        "| stage | state |",
+        "|---|---|",
+    ]
+    lines += [f"| {stage} | {html.escape(text)} |" for stage, text in status.stage_lines()]
+    return "\n".join(lines)
+
+
+def passages_table(
+    database: Database, project: str, search: str, page: int
+) -> tuple[list[list[str]], str, int]:
+    """One page of passages: (rows for the table, a "page i of n" caption, the page shown)."""
+    project_id = require_project(database, project)
+    page = max(1, int(page or 1))
+    with database.sessions() as session:
+        total, passages = passage_page(
+            session,
+            project_id,
+            search=(search or "").strip(),
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
+        pages = max(1, -(-total // PAGE_SIZE))
+        if page > pages:
+            page = pages
+            total, passages = passage_page(
+                session,
+                project_id,
+                search=(search or "").strip(),
+                offset=(page - 1) * PAGE_SIZE,
+                limit=PAGE_SIZE,
+            )
+        rows = [
+            [p.external_id, p.title, _preview(p.text), _source(p.source_file, p.source_line)]
+            for p in passages
+        ]
+    return rows, f"{total:,} passages · page {page} of {pages}", page
+
+
+def passage_detail(database: Database, project: str, external_id: str) -> str:
+    """The full title and text of one passage, as plain text."""
+    project_id = require_project(database, project)
+    with database.sessions() as session:
+        passage = session.scalar(
+            select(Passage).where(
+                Passage.project_id == project_id, Passage.external_id == external_id
+            )
+        )
+    if passage is None:
+        return ""
+    return f"{passage.title}\n\n{passage.text}" if passage.title else passage.text
+
+
+def _preview(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+
+
+def _source(file: str | None, line: int | None) -> str:
+    if not file:
+        return ""
+    return f"{file}:{line}" if line else file
+
+
+def passage_for_row(database: Database, project: str, rows, index) -> str:
+    """The passage of the clicked table row (``rows`` is the table's value, ``index`` the
+    clicked cell's (row, column) or row)."""
+    row_index = index[0] if isinstance(index, (list, tuple)) else index
+    try:
+        external_id = rows.iloc[row_index, 0] if hasattr(rows, "iloc") else rows[row_index][0]
+    except (IndexError, KeyError, TypeError):
+        return ""
+    return passage_detail(database, project, str(external_id))

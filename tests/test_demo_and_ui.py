@@ -1,0 +1,75 @@
+"""The embedded demo corpus and the app's handlers (no browser)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import write
+
+from curator.services.demo import ensure_demo_project
+from curator.services.ingest import ingest_path
+from curator.ui.handlers import (
+    PAGE_SIZE,
+    overview_markdown,
+    passage_detail,
+    passage_for_row,
+    passages_table,
+)
+from curator.ui.network import UnsafeBindAddress, check_bind_address
+
+
+def test_demo_corpus_is_ingested_once(database):
+    report = ensure_demo_project(database, "demo")
+    assert report is not None and report.errors == []
+    assert 600 < report.added < 1500  # ~465k characters of reference text in ~100-word chunks
+    assert ensure_demo_project(database, "demo") is None
+    rows, caption, _ = passages_table(database, "demo", "assert", 1)
+    assert rows and "passages" in caption
+    assert any("assert" in (title + text).lower() for _, title, text, _ in rows)
+
+
+def test_passage_table_pages_and_search(database, tmp_path):
+    rows = [{"_id": f"d{i:03d}", "title": f"T{i}", "text": f"text number {i}"} for i in range(60)]
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
+    page1, caption, page = passages_table(database, "p", "", 1)
+    assert len(page1) == PAGE_SIZE and page1[0][0] == "d000" and page == 1
+    assert caption == "60 passages · page 1 of 3"
+    page3, _, _ = passages_table(database, "p", "", 3)
+    assert [r[0] for r in page3] == [f"d{i:03d}" for i in range(50, 60)]
+    _, caption, page = passages_table(database, "p", "", 99)  # past the end: the last page
+    assert page == 3
+    found, caption, _ = passages_table(database, "p", "number 42", 1)
+    assert [r[0] for r in found] == ["d042"] and caption.startswith("1 passages")
+    assert passage_detail(database, "p", "d042") == "T42\n\ntext number 42"
+    assert passage_for_row(database, "p", found, [0, 2]) == "T42\n\ntext number 42"
+    assert passage_for_row(database, "p", found, [5, 0]) == ""
+
+
+def test_overview_escapes_names_and_counts_passages(database, tmp_path):
+    project = "<img src=x onerror=alert(1)>"
+    ingest_path(database, project, write(tmp_path / "c.jsonl", '{"_id": "1", "text": "x"}\n'))
+    markdown = overview_markdown(database, project)
+    assert "<img" not in markdown and "&lt;img" in markdown
+    assert "1 passages from 1 documents" in markdown
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_public_addresses_are_refused(host):
+    with pytest.raises(UnsafeBindAddress):
+        check_bind_address(host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_loopback_is_allowed(host):
+    check_bind_address(host)
+
+
+def test_build_ui_wires_a_blocks_app(database):
+    import gradio as gr
+
+    ensure_demo_project(database, "demo")
+    from curator.ui.app import build_ui
+
+    app = build_ui(database, "demo")
+    assert isinstance(app, gr.Blocks)
