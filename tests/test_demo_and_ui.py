@@ -40,7 +40,7 @@ def test_passage_table_pages_and_search(database, tmp_path):
     _, caption, page = passages_table(database, "p", "", 99)  # past the end: the last page
     assert page == 3
     found, caption, _ = passages_table(database, "p", "number 42", 1)
-    assert [r[0] for r in found] == ["d042"] and caption.startswith("1 passages")
+    assert [r[0] for r in found] == ["d042"] and caption.startswith("1 passage ·")
     assert passage_detail(database, "p", "d042") == "T42\n\ntext number 42"
     assert passage_for_row(database, "p", found, [0, 2]) == "T42\n\ntext number 42"
     assert passage_for_row(database, "p", found, [5, 0]) == ""

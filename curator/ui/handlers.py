@@ -63,7 +63,8 @@ def passages_table(
             [p.external_id, p.title, _preview(p.text), _source(p.source_file, p.source_line)]
             for p in passages
         ]
-    return rows, f"{total:,} passages · page {page} of {pages}", page
+    noun = "passage" if total == 1 else "passages"
+    return rows, f"{total:,} {noun} · page {page} of {pages}", page
 
 
 def passage_detail(database: Database, project: str, external_id: str) -> str:
@@ -88,7 +89,8 @@ def _preview(text: str) -> str:
 def _source(file: str | None, line: int | None) -> str:
     if not file:
         return ""
-    return f"{file}:{line}" if line else file
+    name = file.replace("\\", "/").rsplit("/", 1)[-1]
+    return f"{name}:{line}" if line else name
 
 
 def passage_for_row(database: Database, project: str, rows, index) -> str:

@@ -1,0 +1,144 @@
+"""The app in a real browser: headless Chromium driven by Playwright.
+
+Needs /usr/bin/chromium (Debian's package; `make test-slow` installs it as root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write
+
+from curator.services.ingest import ingest_path
+from db import open_database
+from db.session import sqlite_url
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAYLOAD_SCRIPT = "<script>window.__xss = 'script'</script> Payload passage one"
+PAYLOAD_IMG = "<img src=x onerror=\"window.__xss = 'img'\"> Payload passage two"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    data_dir = tmp_path_factory.mktemp("browser") / "data"
+    corpus = write(
+        data_dir.parent / "corpus.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"_id": "xss-1", "title": "<b>bold title?</b>", "text": PAYLOAD_SCRIPT},
+                {"_id": "xss-2", "title": "Images", "text": PAYLOAD_IMG},
+                *(
+                    {"_id": f"n{i}", "title": f"Note {i}", "text": f"ordinary text {i}"}
+                    for i in range(40)
+                ),
+            ]
+        ),
+    )
+    database = open_database(sqlite_url(data_dir / "curator.db"))
+    ingest_path(database, "default", corpus)
+    database.dispose()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "curator.cli",
+            "--data-dir",
+            str(data_dir),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail("curator serve exited early")
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("curator serve did not start within 90 s")
+    yield f"http://127.0.0.1:{port}/"
+    server.terminate()
+    server.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_passages_render_as_text_and_scripts_stay_inert(app_url, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(app_url)
+    page.get_by_text("42 passages · page 1 of 2").wait_for(timeout=30_000)
+    page.get_by_text("Payload passage one").first.wait_for()
+
+    # the markup shows as characters, and no element was created from it
+    body = page.inner_text("body")
+    assert "<script>window.__xss = 'script'</script>" in body
+    assert "<img src=x onerror=" in body
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("table img").count() == 0
+    assert page.locator("table b").count() == 0
+
+    # clicking the row shows the whole passage, still as text
+    page.locator("[role=gridcell]", has_text="Payload passage two").first.click()
+    detail = page.get_by_label("Passage", exact=True)
+    detail.wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea')].some(t => t.value.includes('Payload'))"
+    )
+    assert PAYLOAD_IMG in detail.input_value()
+    assert page.evaluate("window.__xss") is None and dialogs == []
+
+    # search narrows the table
+    search = page.get_by_label("Search passages (id, title or text)")
+    search.fill("ordinary text 17")
+    search.press("Enter")
+    page.get_by_text("1 passage · page 1 of 1").wait_for(timeout=15_000)
+    assert page.locator("[role=gridcell]", has_text="ordinary text 3").count() == 0
+    page.screenshot(path=str(tmp_path / "passages.png"))
+    page.close()
