@@ -74,6 +74,49 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.llm.client import LLMSettings
+    from curator.progress import TqdmProgress
+    from curator.services.generate import GenerateOptions, GenerationFailed, generate_queries
+    from curator.services.llm import open_llm
+
+    llm = LLMSettings(
+        model=args.model,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        timeout=args.timeout,
+        retries=args.retries,
+        concurrency=args.concurrency,
+        api_base=args.api_base,
+    )
+    options = GenerateOptions(
+        queries_per_passage=args.queries_per_passage,
+        sample=None if args.all else args.sample,
+        seed=args.seed,
+        limit=args.limit,
+        retry_failed=args.retry_failed,
+        best_of=args.best_of,
+        examples_path=Path(args.examples) if args.examples else None,
+        max_passage_words=args.max_passage_words,
+    )
+    client = open_llm(settings.data_dir, llm, threads=args.threads, use_cache=not args.no_cache)
+    try:
+        report = generate_queries(
+            _open(settings), settings.project, client, options, progress=TqdmProgress()
+        )
+    except GenerationFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    usage = report.usage
+    print(
+        f"usage: {usage['requests']} requests ({usage['cache_hits']} from cache), "
+        f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens"
+        + (f", ${usage['cost_usd']:.4f}" if usage["cost_usd"] else "")
+    )
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from curator.services.status import project_status
 
@@ -165,6 +208,66 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-errors", type=int, default=20, help="how many skipped records to list"
     )
     ingest.set_defaults(func=cmd_ingest)
+
+    generate = commands.add_parser(
+        "generate",
+        help="write a task and a query for passages with an LLM (FRet step 1)",
+        description="Ask the LLM for a retrieval task and a query per passage. Resumable: "
+        "passages already done for this model and prompt version are skipped, so running the "
+        "same command again continues where it stopped. Replies that do not parse are stored "
+        "raw and flagged (retry them with --retry-failed).",
+    )
+    generate.add_argument(
+        "--model",
+        default="local/gemma3-270m",
+        help="litellm model string: local/gemma3-270m (embedded, default), "
+        "local/<file>.gguf, openai/..., anthropic/..., ollama/...",
+    )
+    generate.add_argument("--api-base", help="base URL of an OpenAI-compatible server (vLLM...)")
+    which = generate.add_mutually_exclusive_group()
+    which.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        help="a seeded random sample of N passages (default: all passages)",
+    )
+    which.add_argument("--all", action="store_true", help="every passage of the project")
+    generate.add_argument("--limit", type=int, help="handle at most N passages in this run")
+    generate.add_argument("--queries-per-passage", "-n", type=int, default=1)
+    generate.add_argument(
+        "--best-of",
+        type=int,
+        default=1,
+        help="sample K replies and keep the query the model finds most likely "
+        "given the passage (local models)",
+    )
+    generate.add_argument(
+        "--retry-failed", action="store_true", help="ask again for replies that did not parse"
+    )
+    generate.add_argument(
+        "--examples",
+        help="few-shot examples JSONL (title, passage, task, "
+        "query); default: the file shipped with curator",
+    )
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--temperature", type=float, default=0.3)
+    generate.add_argument("--max-tokens", type=int, default=64)
+    generate.add_argument(
+        "--max-passage-words",
+        type=int,
+        default=300,
+        help="longer passages are cut (noted on the query)",
+    )
+    generate.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    generate.add_argument("--retries", type=int, default=3)
+    generate.add_argument(
+        "--concurrency", type=int, default=4, help="parallel requests to remote providers"
+    )
+    generate.add_argument(
+        "--threads", type=int, help="CPU threads for the local model (default: all cores)"
+    )
+    generate.add_argument("--no-cache", action="store_true", help="do not reuse cached replies")
+    generate.set_defaults(func=cmd_generate)
 
     status = commands.add_parser("status", help="counts per table and pipeline stage")
     status.set_defaults(func=cmd_status)

@@ -182,7 +182,9 @@ class GeneratedQuery(Base):
     """A task description and query written by an LLM for a seed passage.
 
     ``raw_output`` is always kept; a reply that does not parse has ``status='parse_failed'``
-    and empty ``task``/``query`` so it can be retried, never silently dropped.
+    (the reason in ``error``) and empty ``task``/``query`` so it can be retried, never
+    silently dropped. ``note`` holds what else the stage wants kept (a truncated passage,
+    the candidates of a best-of-n choice, earlier failed attempts).
     """
 
     __tablename__ = "generated_queries"
@@ -205,6 +207,7 @@ class GeneratedQuery(Base):
     raw_output: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(32), default=QueryStatus.OK.value)
     error: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

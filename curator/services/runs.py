@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
+
+from sqlalchemy import select
 
 from db import Database
 from db.models import PipelineRun, RunStatus, Stage, utcnow
@@ -50,3 +54,56 @@ def finish_run(
         if usage is not None:
             run.usage = usage
         run.finished_at = utcnow()
+
+
+def update_run(
+    database: Database, run_id: int, counts: dict[str, Any], *, usage: dict[str, Any] | None = None
+) -> None:
+    """Checkpoint a running run's counts and usage (so a killed run still shows them)."""
+    with database.sessions() as session, session.begin():
+        run = session.get(PipelineRun, run_id)
+        run.counts = counts
+        if usage is not None:
+            run.usage = usage
+
+
+def mark_dead_runs(database: Database, project_id: int, stage: Stage) -> int:
+    """Mark ``running`` runs of ``stage`` whose process (same host) is gone as interrupted.
+
+    A run killed with SIGKILL cannot record its own end; the next run of the stage does.
+    Returns how many were marked.
+    """
+    host = socket.gethostname()
+    marked = 0
+    with database.sessions() as session, session.begin():
+        runs = session.scalars(
+            select(PipelineRun).where(
+                PipelineRun.project_id == project_id,
+                PipelineRun.stage == stage.value,
+                PipelineRun.status == RunStatus.RUNNING.value,
+            )
+        )
+        for run in runs:
+            pid = (run.settings or {}).get("pid")
+            if pid is None or (run.settings or {}).get("host") != host or _alive(int(pid)):
+                continue
+            run.status = RunStatus.INTERRUPTED.value
+            run.error = "the process ended without recording its end (killed?)"
+            run.finished_at = utcnow()
+            marked += 1
+    return marked
+
+
+def process_marker() -> dict[str, Any]:
+    """The pid and host to put in a run's settings, for ``mark_dead_runs``."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
