@@ -41,6 +41,8 @@ class LLMSettings:
     concurrency: int = 4
     api_base: str | None = None
     api_key: str | None = None
+    # extra keyword arguments for every litellm.completion call (e.g. mock_response in tests)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_local(self) -> bool:
@@ -199,6 +201,7 @@ class LLMClient:
             params["seed"] = seed
         if stop:
             params["stop"] = stop
+        params.update(s.extra)
         params.update(extra)
         key = request_key(
             {"model": s.model, "api_base": s.api_base, "messages": messages, **params}

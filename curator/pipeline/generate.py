@@ -162,8 +162,8 @@ def parse_generation(
     reply = (text or "").strip()
     if not reply:
         raise ParseError("empty reply")
-    reply = re.sub(r"^\**\s*task\s*\**\s*:\s*", "", reply, flags=re.IGNORECASE)
-    match = re.search(r"\**\s*query\s*\**\s*:", reply, flags=re.IGNORECASE)
+    reply = re.sub(r"^\**\s*task\s*\**\s*:\s*\**\s*", "", reply, flags=re.IGNORECASE)
+    match = re.search(r"\**\s*query\s*\**\s*:\s*\**", reply, flags=re.IGNORECASE)
     if match is None:
         raise ParseError("no 'Query:' line in the reply")
     task = _first_line(reply[: match.start()])
@@ -176,7 +176,7 @@ def parse_generation(
         raise ParseError(f"query longer than {MAX_QUERY_WORDS} words")
     query_words = re.findall(r"\w+", query.lower())
     task_words = set(re.findall(r"\w+", task.lower()))
-    if query_words and sum(w in task_words for w in query_words) >= 0.8 * len(query_words):
+    if query_words and sum(w in task_words for w in query_words) >= 0.7 * len(query_words):
         raise ParseError("the query repeats the task instead of asking about the passage")
     normalised = " ".join(query.lower().split())
     if any(normalised == " ".join(e.query.lower().split()) for e in examples):

@@ -1,0 +1,152 @@
+"""The generation service on a real SQLite file, with a remote provider mocked by litellm."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import litellm
+import pytest
+from conftest import write
+from sqlalchemy import func, select
+
+from curator.llm.client import LLMClient, LLMSettings
+from curator.pipeline.generate import PROMPT_VERSION
+from curator.services.generate import GenerateOptions, GenerationFailed, generate_queries
+from curator.services.ingest import ingest_path
+from db.models import GeneratedQuery, PipelineRun
+
+GOOD = " Given a claim, retrieve documents that support or refute it.\nQuery: {}"
+
+
+@pytest.fixture
+def corpus(database, tmp_path):
+    rows = [
+        {"_id": f"d{i}", "title": f"Title {i}", "text": f"Passage text number {i}."}
+        for i in range(12)
+    ]
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
+    return database
+
+
+def client_replying(replies, **settings) -> LLMClient:
+    """A remote client whose litellm.completion returns ``replies`` in turn (mock_response)."""
+    client = LLMClient(LLMSettings(model="openai/gpt-4o-mini", **settings), sleep=lambda s: None)
+    real = client.litellm.completion
+    queue = list(replies)
+
+    def completion(**kwargs):
+        reply = queue.pop(0) if queue else GOOD.format("default query about passages")
+        return real(**kwargs, mock_response=reply)
+
+    client._litellm = SimpleNamespace(
+        completion=completion, completion_cost=litellm.completion_cost
+    )
+    return client
+
+
+def rows(database):
+    with database.sessions() as session:
+        return list(session.scalars(select(GeneratedQuery).order_by(GeneratedQuery.id)))
+
+
+def test_queries_are_stored_with_model_prompt_version_and_raw_reply(corpus):
+    client = client_replying([GOOD.format("is passage three about numbers")], concurrency=1)
+    report = generate_queries(corpus, "p", client, GenerateOptions(sample=3, seed=1))
+    assert (report.ok, report.parse_failed, report.planned) == (3, 0, 3)
+    stored = rows(corpus)
+    assert len(stored) == 3
+    first = stored[0]
+    assert first.query == "is passage three about numbers"
+    assert first.task == "Given a claim, retrieve documents that support or refute it."
+    assert (first.model, first.prompt_version, first.status) == (
+        "openai/gpt-4o-mini",
+        PROMPT_VERSION,
+        "ok",
+    )
+    assert first.raw_output == GOOD.format("is passage three about numbers")
+    with corpus.sessions() as session:
+        run = session.scalar(select(PipelineRun).where(PipelineRun.stage == "generate"))
+    assert run.status == "done" and run.usage["requests"] == 3 and run.usage["cost_usd"] > 0
+    assert run.counts["ok"] == 3 and "api_key" not in run.settings["llm"]
+
+
+def test_unparseable_reply_is_stored_raw_flagged_and_retried_on_request(corpus):
+    bad = " I think it is true that the brain is growing."
+    client = client_replying([bad, GOOD.format("second passage query words")], concurrency=1)
+    report = generate_queries(corpus, "p", client, GenerateOptions(limit=2))
+    assert (report.ok, report.parse_failed) == (1, 1)
+    failed = rows(corpus)[0]
+    assert (failed.status, failed.raw_output, failed.query) == ("parse_failed", bad, "")
+    assert "no 'Query:' line" in failed.error
+
+    # a plain rerun does not ask again for the failed one...
+    again = generate_queries(corpus, "p", client_replying([]), GenerateOptions(limit=2))
+    assert again.already_done == 2 and again.planned == 2  # two new passages instead
+    # ...--retry-failed does, and keeps the earlier raw reply in the note
+    fixed = generate_queries(
+        corpus,
+        "p",
+        client_replying([GOOD.format("fixed query text")]),
+        GenerateOptions(limit=1, retry_failed=True),
+    )
+    assert fixed.ok == 1
+    retried = rows(corpus)[0]
+    assert (retried.status, retried.query) == ("ok", "fixed query text")
+    assert json.loads(retried.note)["previous_raw"] == bad
+
+
+def test_resume_after_an_error_continues_without_duplicates(corpus):
+    replies = [GOOD.format(f"query number {i} here") for i in range(4)]
+    client = client_replying(replies, concurrency=1, retries=0)
+    error = litellm.AuthenticationError(
+        message="Incorrect API key", llm_provider="openai", model="gpt-4o-mini"
+    )
+    real = client.litellm.completion
+    calls = {"n": 0}
+
+    def fail_after_four(**kwargs):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise error
+        return real(**kwargs)
+
+    client.litellm.completion = fail_after_four
+    with pytest.raises(GenerationFailed, match="authentication .*Incorrect API key") as info:
+        generate_queries(corpus, "p", client)
+    assert info.value.report.ok == 4 and "run the same command again" in str(info.value)
+    assert len(rows(corpus)) == 4
+    with corpus.sessions() as session:
+        assert (
+            session.scalar(select(PipelineRun.status).order_by(PipelineRun.id.desc())) == "failed"
+        )
+
+    report = generate_queries(corpus, "p", client_replying([]))
+    assert (report.already_done, report.ok) == (4, 8)
+    stored = rows(corpus)
+    assert len(stored) == 12 and len({r.seed_passage_id for r in stored}) == 12
+
+
+def test_several_queries_per_passage_and_a_stable_sample(corpus):
+    options = GenerateOptions(sample=4, seed=7, queries_per_passage=2)
+    report = generate_queries(corpus, "p", client_replying([]), options)
+    assert report.ok == 8
+    with corpus.sessions() as session:
+        per_passage = session.execute(
+            select(GeneratedQuery.seed_passage_id, func.count()).group_by(
+                GeneratedQuery.seed_passage_id
+            )
+        ).all()
+    assert len(per_passage) == 4 and {n for _, n in per_passage} == {2}
+    # the same seed picks the same passages: nothing left to do
+    assert generate_queries(corpus, "p", client_replying([]), options).planned == 0
+
+
+def test_concurrent_remote_requests_store_every_reply(corpus):
+    report = generate_queries(corpus, "p", client_replying([], concurrency=4))
+    assert report.ok == 12 and len(rows(corpus)) == 12
+
+
+def test_best_of_needs_query_likelihood(corpus):
+    with pytest.raises(GenerationFailed, match="query likelihood needs"):
+        generate_queries(corpus, "p", client_replying([]), GenerateOptions(best_of=2, limit=1))
