@@ -112,7 +112,7 @@ def test_resume_after_an_error_continues_without_duplicates(corpus):
         return real(**kwargs)
 
     client.litellm.completion = fail_after_four
-    with pytest.raises(GenerationFailed, match="authentication .*Incorrect API key") as info:
+    with pytest.raises(GenerationFailed, match=r"authentication .*Incorrect API key") as info:
         generate_queries(corpus, "p", client)
     assert info.value.report.ok == 4 and "run the same command again" in str(info.value)
     assert len(rows(corpus)) == 4

@@ -97,7 +97,7 @@ def test_retries_give_up_with_a_clear_error(monkeypatch):
         )
 
     monkeypatch.setattr(client.litellm, "completion", always)
-    with pytest.raises(LLMError, match="rate_limit .*quota exceeded"):
+    with pytest.raises(LLMError, match=r"rate_limit .*quota exceeded"):
         client.complete(MESSAGES)
     assert client.usage.retries == 2
 
