@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make run    create .venv, install everything, open the app on the embedded demo corpus
 #   make test   the same install if needed, then the fast test suite
+# llama-cpp-python builds from source (about 3 minutes on 2 cores).
 # torch comes first and pinned: torch==2.13.0 is the CPU wheel; a bare `torch` would pull
 # a multi-GB CUDA build. Override TORCH_SPEC on other machines, e.g.
 #   make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
@@ -20,7 +21,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
+		$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

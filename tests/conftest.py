@@ -42,3 +42,20 @@ def write(path: Path, content: str | bytes) -> Path:
     else:
         path.write_text(content, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def local_llm(tmp_path_factory):
+    """LLM settings for the embedded Gemma 3 270M, assembled once per test session."""
+    from curator.llm.client import LLMSettings
+    from curator.llm.local import configure_local
+
+    configure_local(models_dir=tmp_path_factory.mktemp("models"), n_threads=2, n_threads_batch=2)
+    return LLMSettings(model="local/gemma3-270m")
+
+
+def scifact_subset(scifact_dir: Path, target: Path, n: int, skip: int = 0) -> Path:
+    """Write lines ``skip``..``skip+n`` of SciFact's corpus.jsonl to ``target``."""
+    with (scifact_dir / "corpus.jsonl").open(encoding="utf-8") as source:
+        lines = [line for i, line in enumerate(source) if skip <= i < skip + n]
+    return write(target, "".join(lines))
