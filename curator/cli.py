@@ -151,7 +151,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             print(report.summary())
     from curator.ui.app import launch
 
-    launch(database, project, host=args.host, port=args.port)
+    launch(database, project, data_dir=settings.data_dir, host=args.host, port=args.port)
     return 0
 
 

@@ -55,3 +55,25 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class CallbackProgress:
+    """Reports ``(done, total, desc)`` to a callback, e.g. a ``gr.Progress`` in the app."""
+
+    def __init__(self, callback) -> None:
+        self._callback = callback
+        self._total: int | None = None
+        self._done = 0
+        self._desc = ""
+        self._unit = ""
+
+    def start(self, total: int | None, unit: str, desc: str) -> None:
+        self._total, self._done, self._desc, self._unit = total, 0, desc, unit
+        self._callback(0, total, desc)
+
+    def advance(self, amount: int) -> None:
+        self._done += amount
+        self._callback(self._done, self._total, self._desc)
+
+    def finish(self) -> None:
+        pass

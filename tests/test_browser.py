@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -141,4 +142,27 @@ def test_passages_render_as_text_and_scripts_stay_inert(app_url, browser, tmp_pa
     page.get_by_text("1 passage · page 1 of 1").wait_for(timeout=15_000)
     assert page.locator("[role=gridcell]", has_text="ordinary text 3").count() == 0
     page.screenshot(path=str(tmp_path / "passages.png"))
+    page.close()
+
+
+def test_generate_button_runs_the_local_model_and_lists_queries(app_url, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(app_url)
+    page.get_by_role("tab", name="Pipeline").click()
+    sample = page.get_by_label("Sample (passages; 0 = all)")
+    sample.fill("2")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_text("passages/min with local/gemma3-270m").wait_for(timeout=120_000)
+    # the overview refreshes and counts both replies, parsed or not
+    deadline = time.monotonic() + 30
+    while True:
+        counts = re.search(r"(\d+) queries \((\d+) parse failures", page.inner_text("body"))
+        if counts and int(counts[1]) + int(counts[2]) == 2:
+            break
+        assert time.monotonic() < deadline, counts and counts[0]
+        time.sleep(0.5)
+    rows = page.locator("[role=gridcell]", has_text="local/gemma3-270m")
+    rows.first.wait_for(timeout=30_000)
+    assert rows.count() == 2
+    assert page.evaluate("window.__xss") is None
     page.close()

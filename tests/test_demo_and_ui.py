@@ -11,10 +11,12 @@ from curator.services.demo import ensure_demo_project
 from curator.services.ingest import ingest_path
 from curator.ui.handlers import (
     PAGE_SIZE,
+    generated_queries_table,
     overview_markdown,
     passage_detail,
     passage_for_row,
     passages_table,
+    run_generation,
 )
 from curator.ui.network import UnsafeBindAddress, check_bind_address
 
@@ -73,3 +75,43 @@ def test_build_ui_wires_a_blocks_app(database):
 
     app = build_ui(database, "demo")
     assert isinstance(app, gr.Blocks)
+
+
+def test_generation_handler_reports_provider_errors_escaped(database, tmp_path):
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", '{"_id": "1", "text": "x y z"}\n'))
+    message = run_generation(database, "p", tmp_path / "data", "nosuchprovider/<b>x</b>", 1, 1, 1)
+    assert message.startswith("**Generation stopped:**") and "not_found" in message
+    assert "<b>" not in message and "&lt;b&gt;" in message
+    assert run_generation(database, "p", tmp_path, "local/gemma3-270m", 1, 0, 0).startswith(
+        "**Cannot generate:**"
+    )  # 0 queries per passage is refused before any call
+
+
+@pytest.mark.slow
+def test_generation_handler_with_the_local_model(database, tmp_path, local_llm):
+    rows = [
+        {
+            "_id": f"d{i}",
+            "title": f"Topic {i}",
+            "text": f"Facts about subject {i} and <script>alert({i})</script> markup.",
+        }
+        for i in range(3)
+    ]
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
+    reported = []
+    from curator.progress import CallbackProgress
+
+    summary = run_generation(
+        database,
+        "p",
+        tmp_path / "data",
+        "local/gemma3-270m",
+        2,
+        1,
+        1,
+        progress=CallbackProgress(lambda *a: reported.append(a)),
+    )
+    assert summary.startswith("generated ")
+    assert reported[0][:2] == (0, 2) and reported[-1][:2] == (2, 2)
+    table = generated_queries_table(database, "p")
+    assert len(table) == 2 and all(row[4] == "local/gemma3-270m" for row in table)

@@ -24,18 +24,37 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def generate(data_dir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "curator.cli", "--data-dir", str(data_dir), "generate",
-         "--threads", "2", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "curator.cli",
+            "--data-dir",
+            str(data_dir),
+            "generate",
+            "--threads",
+            "2",
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
 def stored(database) -> list[tuple[int, int, int, str]]:
     with database.sessions() as session:
-        return [tuple(r) for r in session.execute(
-            select(GeneratedQuery.id, GeneratedQuery.seed_passage_id,
-                   GeneratedQuery.sample_index, GeneratedQuery.raw_output)
-            .order_by(GeneratedQuery.id))]
+        return [
+            tuple(r)
+            for r in session.execute(
+                select(
+                    GeneratedQuery.id,
+                    GeneratedQuery.seed_passage_id,
+                    GeneratedQuery.sample_index,
+                    GeneratedQuery.raw_output,
+                ).order_by(GeneratedQuery.id)
+            )
+        ]
 
 
 def test_a_killed_run_resumes_where_it_stopped(scifact_dir, tmp_path):
@@ -65,11 +84,16 @@ def test_a_killed_run_resumes_where_it_stopped(scifact_dir, tmp_path):
     assert len(keys) == len(set(keys)), "no passage was done twice"
     with database.sessions() as session:
         order = list(session.scalars(select(Passage.id).order_by(Passage.id)))
-        statuses = list(session.scalars(select(PipelineRun.status).where(
-            PipelineRun.stage == "generate").order_by(PipelineRun.id)))
+        statuses = list(
+            session.scalars(
+                select(PipelineRun.status)
+                .where(PipelineRun.stage == "generate")
+                .order_by(PipelineRun.id)
+            )
+        )
         assert session.scalar(select(func.count()).select_from(GeneratedQuery)) == len(after)
     done_first = {passage for _, passage, _, _ in before}
     expected_next = [p for p in order if p not in done_first][:5]
-    assert [passage for _, passage, _, _ in after[len(before):]] == expected_next
+    assert [passage for _, passage, _, _ in after[len(before) :]] == expected_next
     assert statuses == ["interrupted", "done"]  # the killed run is marked by the next one
     assert f"{len(before)} already done" in output

@@ -48,15 +48,20 @@ def test_query_likelihood_prefers_the_relevant_passage(scifact_dir, local_llm):
         for line in handle:
             q = json.loads(line)
             queries[q["_id"]] = q["text"]
-    qrels = [line.split("\t")[:2] for line in
-             (scifact_dir / "qrels" / "test.tsv").read_text().splitlines()[1:11]]
+    qrels = [
+        line.split("\t")[:2]
+        for line in (scifact_dir / "qrels" / "test.tsv").read_text().splitlines()[1:11]
+    ]
     doc_ids = sorted(corpus)
     wins = 0
     for query_id, doc_id in qrels:
         unrelated = corpus[random.Random(query_id).choice(doc_ids)]
         scores = [
-            log_likelihood(local_llm, build_ql_prefix(d["title"], d["text"]),
-                           ql_continuation(queries[query_id]))[0]
+            log_likelihood(
+                local_llm,
+                build_ql_prefix(d["title"], d["text"]),
+                ql_continuation(queries[query_id]),
+            )[0]
             for d in (corpus[doc_id], unrelated)
         ]
         wins += scores[0] > scores[1]
@@ -83,8 +88,9 @@ def test_local_provider_is_appended_to_litellm_providers(local_llm):
     litellm.custom_provider_map.append(sentinel)
     try:
         client = LLMClient(local_llm)
-        client.complete([{"role": "user", "content": "Passage: water boils\nQuery:"}],
-                        stop=["\n"], max_tokens=8)
+        client.complete(
+            [{"role": "user", "content": "Passage: water boils\nQuery:"}], stop=["\n"], max_tokens=8
+        )
         providers = [item["provider"] for item in litellm.custom_provider_map]
         assert "someone-elses" in providers and providers.count("local") == 1
     finally:

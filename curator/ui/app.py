@@ -3,44 +3,99 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import gradio as gr
 
+from curator.progress import CallbackProgress
 from curator.services.projects import require_project
 from curator.ui.handlers import (
+    DEMO_SAMPLE,
     PASSAGE_COLUMNS,
+    QUERY_COLUMNS,
+    generated_queries_table,
     overview_markdown,
     passage_for_row,
     passages_table,
+    run_generation,
 )
 from db import Database
 
+GENERATE_HELP = f"""\
+The LLM writes a retrieval task and a query for each passage (FRet step 1). The embedded
+model needs about 1 s per passage on 2 cores, so the app starts with a sample of
+{DEMO_SAMPLE} passages. For the whole corpus, clear *Sample* (or set it to 0), or run
+`curator generate --all` in a terminal, which shows a progress bar with an ETA. Runs resume:
+passages already done are skipped.
+"""
 
-def build_ui(database: Database, project: str):
-    """The app's Blocks: the project overview and a searchable passage browser."""
+
+def build_ui(database: Database, project: str, data_dir: Path | str = "data") -> gr.Blocks:
+    """The app's Blocks: overview and passages; the pipeline page (generation)."""
+    data_dir = Path(data_dir)
     overview = partial(overview_markdown, database, project)
     table = partial(passages_table, database, project)
+    queries = partial(generated_queries_table, database, project)
 
     def select(rows, event: gr.SelectData) -> str:
         # Gradio fills ``event`` from the annotation, which a partial would hide
         return passage_for_row(database, project, rows, event.index)
 
+    def generate(model, sample, per_passage, best_of, progress=gr.Progress()):  # noqa: B008
+        def report(done, total, desc):
+            progress((done, total) if total else None, desc=desc, unit="passages")
+
+        return run_generation(
+            database,
+            project,
+            data_dir,
+            model,
+            sample,
+            per_passage,
+            best_of,
+            progress=CallbackProgress(report),
+        )
+
     with gr.Blocks(title="curator") as app:
         gr.Markdown("# curator · embedding-data workbench")
         summary = gr.Markdown()
-        with gr.Row():
-            search = gr.Textbox(label="Search passages (id, title or text)", scale=4)
-            page = gr.Number(label="Page", value=1, precision=0, minimum=1, scale=1)
-        caption = gr.Markdown()
-        passages = gr.Dataframe(
-            headers=PASSAGE_COLUMNS,
-            datatype=["str"] * 4,
-            interactive=False,
-            wrap=True,
-            label="Passages (click a row to read it whole)",
-        )
-        detail = gr.Textbox(label="Passage", lines=12, interactive=False)
-        refresh = gr.Button("Refresh")
+        with gr.Tab("Passages"):
+            with gr.Row():
+                search = gr.Textbox(label="Search passages (id, title or text)", scale=4)
+                page = gr.Number(label="Page", value=1, precision=0, minimum=1, scale=1)
+            caption = gr.Markdown()
+            passages = gr.Dataframe(
+                headers=PASSAGE_COLUMNS,
+                datatype=["str"] * 4,
+                interactive=False,
+                wrap=True,
+                label="Passages (click a row to read it whole)",
+            )
+            detail = gr.Textbox(label="Passage", lines=12, interactive=False)
+            refresh = gr.Button("Refresh")
+        with gr.Tab("Pipeline"):
+            gr.Markdown("### 1 · Generate queries")
+            gr.Markdown(GENERATE_HELP)
+            with gr.Row():
+                model = gr.Textbox(
+                    label="LLM (litellm model string)", value="local/gemma3-270m", scale=3
+                )
+                sample = gr.Number(
+                    label="Sample (passages; 0 = all)", value=DEMO_SAMPLE, precision=0, minimum=0
+                )
+                per_passage = gr.Number(
+                    label="Queries per passage", value=1, precision=0, minimum=1
+                )
+                best_of = gr.Number(label="Best of (QL choice)", value=1, precision=0, minimum=1)
+            generate_button = gr.Button("Generate", variant="primary")
+            generate_result = gr.Markdown()
+            generated = gr.Dataframe(
+                headers=QUERY_COLUMNS,
+                datatype=["str"] * 5,
+                interactive=False,
+                wrap=True,
+                label="Latest generated queries",
+            )
 
         app.load(overview, outputs=summary)
         gr.on(
@@ -51,11 +106,25 @@ def build_ui(database: Database, project: str):
         )
         refresh.click(overview, outputs=summary)
         passages.select(select, inputs=passages, outputs=detail)
+        app.load(queries, outputs=generated)
+        generate_button.click(
+            generate,
+            inputs=[model, sample, per_passage, best_of],
+            outputs=generate_result,
+            api_name="generate",
+        ).then(queries, outputs=generated).then(overview, outputs=summary)
     return app
 
 
-def launch(database: Database, project: str, *, host: str = "127.0.0.1", port: int = 7860) -> None:
+def launch(
+    database: Database,
+    project: str,
+    *,
+    data_dir: Path | str = "data",
+    host: str = "127.0.0.1",
+    port: int = 7860,
+) -> None:
     """Build the app for ``project`` and serve it until interrupted."""
     require_project(database, project)
-    app = build_ui(database, project)
+    app = build_ui(database, project, data_dir)
     app.queue().launch(server_name=host, server_port=port, show_error=True)

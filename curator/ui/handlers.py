@@ -13,12 +13,14 @@ from sqlalchemy import select
 from curator.services.projects import require_project
 from curator.services.status import project_status
 from db import Database
-from db.models import Passage
+from db.models import GeneratedQuery, Passage
 from db.queries import passage_page
 
 PAGE_SIZE = 25
 PASSAGE_COLUMNS = ["id", "title", "text", "source"]
 PREVIEW_CHARS = 160
+QUERY_COLUMNS = ["passage", "task", "query", "status", "model"]
+DEMO_SAMPLE = 40
 
 
 def overview_markdown(database: Database, project: str) -> str:
@@ -102,3 +104,61 @@ def passage_for_row(database: Database, project: str, rows, index) -> str:
     except (IndexError, KeyError, TypeError):
         return ""
     return passage_detail(database, project, str(external_id))
+
+
+def run_generation(
+    database: Database,
+    project: str,
+    data_dir,
+    model: str,
+    sample: float | None,
+    queries_per_passage: float,
+    best_of: float,
+    progress=None,
+) -> str:
+    """Generate queries from the app; returns a Markdown summary (or the error, escaped).
+
+    ``sample`` empty or 0 means every passage of the project.
+    """
+    from curator.llm.client import LLMSettings
+    from curator.services.generate import GenerateOptions, GenerationFailed, generate_queries
+    from curator.services.llm import open_llm
+
+    try:
+        options = GenerateOptions(
+            sample=int(sample) if sample else None,
+            queries_per_passage=1 if queries_per_passage is None else int(queries_per_passage),
+            best_of=1 if best_of is None else int(best_of),
+        )
+        client = open_llm(data_dir, LLMSettings(model=(model or "").strip() or "local/gemma3-270m"))
+        report = generate_queries(database, project, client, options, progress=progress)
+    except GenerationFailed as exc:
+        return f"**Generation stopped:** {html.escape(str(exc))}"
+    except (ValueError, LookupError) as exc:
+        return f"**Cannot generate:** {html.escape(str(exc))}"
+    return html.escape(report.summary())
+
+
+def generated_queries_table(database: Database, project: str, limit: int = 100) -> list[list]:
+    """The latest generated queries with their seed passage's title (newest first)."""
+    project_id = require_project(database, project)
+    with database.sessions() as session:
+        rows = session.execute(
+            select(
+                Passage.external_id,
+                Passage.title,
+                GeneratedQuery.task,
+                GeneratedQuery.query,
+                GeneratedQuery.status,
+                GeneratedQuery.model,
+                GeneratedQuery.error,
+            )
+            .join(Passage, Passage.id == GeneratedQuery.seed_passage_id)
+            .where(GeneratedQuery.project_id == project_id)
+            .order_by(GeneratedQuery.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        [f"{pid} · {title}" if title else pid, task, query or f"({error})", status, model]
+        for pid, title, task, query, status, model, error in rows
+    ]
