@@ -150,3 +150,30 @@ def test_concurrent_remote_requests_store_every_reply(corpus):
 def test_best_of_needs_query_likelihood(corpus):
     with pytest.raises(GenerationFailed, match="query likelihood needs"):
         generate_queries(corpus, "p", client_replying([]), GenerateOptions(best_of=2, limit=1))
+
+
+def test_a_passage_too_long_for_the_context_is_flagged_and_the_run_goes_on(corpus):
+    client = client_replying([])
+    real = client.litellm.completion
+    calls = {"n": 0}
+
+    def second_too_long(**kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise litellm.ContextWindowExceededError(
+                message="prompt of 9000 tokens exceeds the context",
+                model="gpt-4o-mini",
+                llm_provider="openai",
+            )
+        return real(**kwargs)
+
+    client.litellm.completion = second_too_long
+    report = generate_queries(corpus, "p", client, GenerateOptions(limit=3))
+    assert (report.ok, report.errors, report.parse_failed) == (2, 1, 0)
+    flagged = [r for r in rows(corpus) if r.status == "error"]
+    assert len(flagged) == 1 and "too long for the model's context" in flagged[0].error
+    retried = generate_queries(
+        corpus, "p", client_replying([]), GenerateOptions(limit=1, retry_failed=True)
+    )
+    assert retried.ok == 1
+    assert [r.status for r in rows(corpus) if r.id == flagged[0].id] == ["ok"]

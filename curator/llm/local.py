@@ -71,9 +71,10 @@ def default_threads() -> int:
 class LocalModelError(RuntimeError):
     """A local-model problem; ``not_found`` when the model or its file does not exist."""
 
-    def __init__(self, message: str, *, not_found: bool = False) -> None:
+    def __init__(self, message: str, *, not_found: bool = False, context: bool = False) -> None:
         super().__init__(message)
         self.not_found = not_found
+        self.context = context
 
 
 def resolve_gguf(name: str, models_dir: Path) -> Path:
@@ -173,7 +174,8 @@ class LocalModel:
             if n_prompt + max_tokens > self.n_ctx:
                 raise LocalModelError(
                     f"prompt of {n_prompt} tokens + {max_tokens} new tokens exceeds the "
-                    f"context of {self.n_ctx} tokens"
+                    f"context of {self.n_ctx} tokens",
+                    context=True,
                 )
             out = llama.create_completion(
                 prompt,
@@ -210,7 +212,7 @@ class LocalModel:
             body = full[: split - 1]
             if len(full) > self.n_ctx:
                 raise LocalModelError(
-                    f"{len(full)} tokens exceed the context of {self.n_ctx} tokens"
+                    f"{len(full)} tokens exceed the context of {self.n_ctx} tokens", context=True
                 )
             # reuse the evaluated part of the body already in the KV cache
             cached = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), body)

@@ -45,7 +45,13 @@ def register_local_provider() -> None:
                     seed=params.get("seed"),
                 )
             except LocalModelError as exc:
-                error_type = litellm.NotFoundError if exc.not_found else litellm.BadRequestError
+                error_type = (
+                    litellm.NotFoundError
+                    if exc.not_found
+                    else litellm.ContextWindowExceededError
+                    if exc.context
+                    else litellm.BadRequestError
+                )
                 raise error_type(
                     message=str(exc), model=f"{PROVIDER}/{model}", llm_provider=PROVIDER
                 ) from exc

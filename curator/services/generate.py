@@ -89,6 +89,7 @@ class GenerateReport:
     already_done: int = 0
     ok: int = 0
     parse_failed: int = 0
+    errors: int = 0
     truncated: int = 0
     seconds: float = 0.0
     usage: dict = field(default_factory=dict)
@@ -100,14 +101,17 @@ class GenerateReport:
             "already_done": self.already_done,
             "ok": self.ok,
             "parse_failed": self.parse_failed,
+            "errors": self.errors,
             "truncated": self.truncated,
         }
 
     def summary(self) -> str:
-        rate = (self.ok + self.parse_failed) / self.seconds * 60 if self.seconds else 0.0
+        done = self.ok + self.parse_failed + self.errors
+        rate = done / self.seconds * 60 if self.seconds else 0.0
         return (
             f"generated {self.ok} queries, {self.parse_failed} replies did not parse "
-            f"(stored raw, retry with --retry-failed); {self.already_done} already done; "
+            f"(stored raw, retry with --retry-failed); {self.errors} passages too long for the "
+            f"model; {self.already_done} already done; "
             f"{rate:.0f} passages/min with {self.model} ({self.prompt_version})"
         )
 
@@ -164,10 +168,13 @@ def generate_queries(
     try:
         for task, (parsed, raw, error, note) in client.map(work, tasks):
             _store(database, project_id, run_id, model, task, parsed, raw, error, note)
-            if parsed is None:
-                report.parse_failed += 1
-            else:
+            status = _status(parsed, error)
+            if status is QueryStatus.OK:
                 report.ok += 1
+            elif status is QueryStatus.ERROR:
+                report.errors += 1
+            else:
+                report.parse_failed += 1
             if note and "truncated" in note:
                 report.truncated += 1
             progress.advance(1)
@@ -293,11 +300,23 @@ def _generate_one(
         notes["previous_raw"] = task.previous_raw
     draws = []
     for draw in range(options.best_of):
-        reply = client.complete(
-            prompt.messages,
-            seed=sample_seed(task.passage_id, task.sample_index, draw, options.seed),
-            stop=STOP,
-        )
+        try:
+            reply = client.complete(
+                prompt.messages,
+                seed=sample_seed(task.passage_id, task.sample_index, draw, options.seed),
+                stop=STOP,
+            )
+        except LLMError as exc:
+            if exc.kind != "context_window":
+                raise
+            # this passage does not fit the model: flag it and go on with the others
+            notes["context"] = str(exc)
+            return (
+                None,
+                "",
+                f"too long for the model's context: {exc.provider_message}",
+                (_dump(notes)),
+            )
         try:
             draws.append((reply.text, parse_generation(reply.text, examples), None))
         except ParseError as exc:
@@ -331,6 +350,14 @@ def _dump(notes: dict) -> str | None:
     return json.dumps(notes, ensure_ascii=False) if notes else None
 
 
+def _status(parsed: ParsedGeneration | None, error: str | None) -> QueryStatus:
+    if parsed is not None:
+        return QueryStatus.OK
+    if error and error.startswith("too long for the model's context"):
+        return QueryStatus.ERROR
+    return QueryStatus.PARSE_FAILED
+
+
 def _store(
     database: Database,
     project_id: int,
@@ -346,7 +373,7 @@ def _store(
         "task": parsed.task if parsed else "",
         "query": parsed.query if parsed else "",
         "raw_output": raw,
-        "status": (QueryStatus.OK if parsed else QueryStatus.PARSE_FAILED).value,
+        "status": _status(parsed, error).value,
         "error": error,
         "note": note,
         "run_id": run_id,
