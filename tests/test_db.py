@@ -154,3 +154,41 @@ def test_judgment_keeps_its_passages_and_deleting_a_query_cascades(database):
         session.delete(query)
         session.commit()
         assert session.execute(text("SELECT count(*) FROM judgment_passages")).scalar() == 0
+
+
+def test_upgrade_keeps_data_written_under_an_older_schema(db_path):
+    """A user database at revision 0001 survives the upgrade to head with its rows."""
+    database = open_database(sqlite_url(db_path), upgrade=False)
+    database.upgrade("0001")
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO projects (id, name, description, settings, created_at) "
+                "VALUES (1, 'old', '', '{}', '2026-01-01')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO passages (id, project_id, external_id, document_id, chunk_index, title,"
+                " text, content_hash, created_at) VALUES (1, 1, 'a', 'a', 0, '', 'kept', 'h', "
+                "'2026-01-01')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO generated_queries (id, project_id, seed_passage_id, sample_index, task,"
+                " query, model, prompt_version, raw_output, status, created_at) VALUES "
+                "(1, 1, 1, 0, 't', 'q', 'm', 'v', 'raw', 'ok', '2026-01-01')"
+            )
+        )
+    database.dispose()
+    upgraded = open_database(sqlite_url(db_path))
+    assert upgraded.current_revision() == head_revision()
+    with upgraded.engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT p.text, q.query, q.note FROM generated_queries q "
+                "JOIN passages p ON p.id = q.seed_passage_id"
+            )
+        ).one()
+    assert tuple(row) == ("kept", "q", None)
