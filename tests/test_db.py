@@ -169,15 +169,15 @@ def test_upgrade_keeps_data_written_under_an_older_schema(db_path):
         )
         connection.execute(
             text(
-                "INSERT INTO passages (id, project_id, external_id, document_id, chunk_index, title,"
-                " text, content_hash, created_at) VALUES (1, 1, 'a', 'a', 0, '', 'kept', 'h', "
+                "INSERT INTO passages (id, project_id, external_id, document_id, chunk_index,"
+                " title, text, content_hash, created_at) VALUES (1, 1, 'a', 'a', 0, '', 'kept', 'h', "
                 "'2026-01-01')"
             )
         )
         connection.execute(
             text(
-                "INSERT INTO generated_queries (id, project_id, seed_passage_id, sample_index, task,"
-                " query, model, prompt_version, raw_output, status, created_at) VALUES "
+                "INSERT INTO generated_queries (id, project_id, seed_passage_id, sample_index,"
+                " task, query, model, prompt_version, raw_output, status, created_at) VALUES "
                 "(1, 1, 1, 0, 't', 'q', 'm', 'v', 'raw', 'ok', '2026-01-01')"
             )
         )
