@@ -170,8 +170,8 @@ def test_upgrade_keeps_data_written_under_an_older_schema(db_path):
         connection.execute(
             text(
                 "INSERT INTO passages (id, project_id, external_id, document_id, chunk_index,"
-                " title, text, content_hash, created_at) VALUES (1, 1, 'a', 'a', 0, '', 'kept', 'h', "
-                "'2026-01-01')"
+                " title, text, content_hash, created_at)"
+                " VALUES (1, 1, 'a', 'a', 0, '', 'kept', 'h', '2026-01-01')"
             )
         )
         connection.execute(
