@@ -117,6 +117,75 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _negative_filter(args: argparse.Namespace):
+    from curator.pipeline.negatives import NegativeFilter
+
+    return NegativeFilter(
+        min_rank=args.min_rank,
+        max_rank=args.max_rank,
+        margin=args.margin,
+        relative_margin=None if args.relative_margin <= 0 else args.relative_margin,
+        max_score=args.max_score,
+        gist=not args.no_gist,
+    )
+
+
+def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.progress import TqdmProgress
+    from curator.retrieval.guide import GuideSettings
+    from curator.services.mine import MineOptions, mine_candidates
+
+    options = MineOptions(
+        guide=GuideSettings(
+            model=args.guide,
+            backend=args.backend,
+            max_seq_length=args.max_seq_length,
+            batch_size=args.batch_size,
+        ),
+        top_n=args.top_n,
+        index_kind=args.index,
+        negative_filter=_negative_filter(args),
+        negatives_per_query=args.negatives,
+        limit=args.limit,
+    )
+    report = mine_candidates(
+        _open(settings), settings.project, settings.data_dir, options, progress=TqdmProgress()
+    )
+    print(report.summary())
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+    print(f"time: {timings}")
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.services.mine import mining_diagnostics
+
+    result = mining_diagnostics(_open(settings), settings.project, _negative_filter(args))
+    print(f"{result.queries} mined queries, {result.candidates} non-positive candidates")
+    print(f"kept as admissible negatives: {result.kept}")
+    for reason, n in sorted(result.dropped.items()):
+        print(f"dropped by {reason:<16} {n}")
+    print(f"queries without an admissible negative: {result.queries_without_negative}")
+    if result.relative_scores:
+        print("\ncandidate score / positive score (in the rank window):")
+        edges = [0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, float("inf")]
+        counts = [0] * (len(edges) - 1)
+        for value in result.relative_scores:
+            for i in range(len(counts)):
+                if edges[i] <= value < edges[i + 1] or (i == 0 and value < 0):
+                    counts[i] += 1
+                    break
+        peak = max(counts) or 1
+        for i, n in enumerate(counts):
+            label = (
+                f"{edges[i]:.2f}-{edges[i + 1]:.2f}"
+                if edges[i + 1] != float("inf")
+                else f">= {edges[i]:.2f}"
+            )
+            print(f"  {label:<11} {'#' * round(40 * n / peak):<40} {n}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from curator.services.status import project_status
 
@@ -268,6 +337,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--no-cache", action="store_true", help="do not reuse cached replies")
     generate.set_defaults(func=cmd_generate)
+
+    def add_filter_options(command) -> None:
+        group = command.add_argument_group("false-negative guard")
+        group.add_argument("--min-rank", type=int, default=1)
+        group.add_argument("--max-rank", type=int, default=30)
+        group.add_argument(
+            "--relative-margin",
+            type=float,
+            default=0.95,
+            help="keep a negative only if its score <= this x the positive's (0 turns it off)",
+        )
+        group.add_argument(
+            "--margin",
+            type=float,
+            default=None,
+            help="keep a negative only if its score <= positive - margin",
+        )
+        group.add_argument("--max-score", type=float, default=None)
+        group.add_argument(
+            "--no-gist",
+            action="store_true",
+            help="keep negatives the guide scores above the positive",
+        )
+
+    mine = commands.add_parser(
+        "mine",
+        help="retrieve candidates with the guide model and BM25, propose hard negatives",
+        description="For each generated query without candidates: the guide model's top-N "
+        "passages (FAISS) with BM25 scores alongside, the seed passage as provisional positive "
+        "and hard negatives that pass the false-negative guard. Passage embeddings are cached "
+        "on disk; runs resume.",
+    )
+    mine.add_argument(
+        "--guide",
+        default="all-MiniLM-L6-v2",
+        help="sentence-transformers model: the packaged all-MiniLM-L6-v2 "
+        "(default), a local folder or a hub name",
+    )
+    mine.add_argument(
+        "--backend", default="auto", choices=["auto", "torch", "bf16", "onnx", "onnx-int8"]
+    )
+    mine.add_argument("--max-seq-length", type=int, default=256)
+    mine.add_argument("--batch-size", type=int, default=64)
+    mine.add_argument("--top-n", type=int, default=30)
+    mine.add_argument("--index", default="auto", choices=["auto", "flat", "hnsw"])
+    mine.add_argument(
+        "--negatives", type=int, default=1, help="hard negatives to propose per query"
+    )
+    mine.add_argument("--limit", type=int, help="mine at most N queries in this run")
+    add_filter_options(mine)
+    mine.set_defaults(func=cmd_mine)
+
+    diagnostics = commands.add_parser(
+        "diagnose", help="what a false-negative guard setting discards, on the mined queries"
+    )
+    add_filter_options(diagnostics)
+    diagnostics.set_defaults(func=cmd_diagnose)
 
     status = commands.add_parser("status", help="counts per table and pipeline stage")
     status.set_defaults(func=cmd_status)
