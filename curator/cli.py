@@ -166,6 +166,10 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     for reason, n in sorted(result.dropped.items()):
         print(f"dropped by {reason:<16} {n}")
     print(f"queries without an admissible negative: {result.queries_without_negative}")
+    print(
+        f"queries whose positive the guide scores <= 0 (suspect; not in the histogram): "
+        f"{result.queries_with_weak_positive}"
+    )
     if result.relative_scores:
         print("\ncandidate score / positive score (in the rank window):")
         edges = [0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, float("inf")]
@@ -424,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except (LookupError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -105,5 +105,12 @@ def test_diagnostics_count_discards_and_queries_left_without_negatives():
         "kept": 2,
         "dropped": {"relative_margin": 1},
         "queries_without_negative": 1,
+        "queries_with_weak_positive": 0,
     }
     assert sorted(round(r, 4) for r in result.relative_scores) == [0.5556, 0.7778, 0.9875]
+
+
+def test_diagnostics_count_queries_whose_positive_the_guide_finds_unrelated():
+    result = diagnose([(cands(0.30, 0.20), {9: -0.05})], NegativeFilter())
+    assert result.queries_with_weak_positive == 1 and result.relative_scores == []
+    assert result.dropped == {"gist": 2} and result.queries_without_negative == 1

@@ -121,7 +121,9 @@ class Diagnostics:
 
     ``relative_scores`` holds, for every non-positive candidate in the rank window,
     ``score / lowest positive score``: a histogram of it with a line at the relative
-    margin shows what the guard discards.
+    margin shows what the guard discards. Queries whose positive scores <= 0 (the guide
+    finds the positive unrelated: a suspect query) have no ratio and are counted in
+    ``queries_with_weak_positive`` instead.
     """
 
     queries: int = 0
@@ -129,6 +131,7 @@ class Diagnostics:
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)
     queries_without_negative: int = 0
+    queries_with_weak_positive: int = 0
     relative_scores: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -138,6 +141,7 @@ class Diagnostics:
             "kept": self.kept,
             "dropped": dict(self.dropped),
             "queries_without_negative": self.queries_without_negative,
+            "queries_with_weak_positive": self.queries_with_weak_positive,
         }
 
 
@@ -156,7 +160,9 @@ def diagnose(
         if not selection.negatives:
             result.queries_without_negative += 1
         threshold = selection.threshold or 0.0
-        if threshold > 0:
+        if threshold <= 0:
+            result.queries_with_weak_positive += 1
+        else:
             result.relative_scores.extend(
                 c.score / threshold
                 for c in candidates
