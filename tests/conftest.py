@@ -59,3 +59,43 @@ def scifact_subset(scifact_dir: Path, target: Path, n: int, skip: int = 0) -> Pa
     with (scifact_dir / "corpus.jsonl").open(encoding="utf-8") as source:
         lines = [line for i, line in enumerate(source) if skip <= i < skip + n]
     return write(target, "".join(lines))
+
+
+@pytest.fixture(scope="session")
+def guide_model(tmp_path_factory):
+    """The packaged all-MiniLM-L6-v2, loaded once per test session (backend auto)."""
+    from curator.retrieval.guide import GuideModel, GuideSettings
+
+    return GuideModel(GuideSettings(), work_dir=tmp_path_factory.mktemp("guide"))
+
+
+def add_queries(database, project: str, rows: list[tuple[str, str]]) -> list[int]:
+    """Store (query text, seed passage external id) pairs as generated queries (status ok),
+    standing in for LLM output; returns their ids."""
+    from sqlalchemy import select
+
+    from db.models import GeneratedQuery, Passage, Project
+
+    with database.sessions() as session, session.begin():
+        project_id = session.scalar(select(Project.id).where(Project.name == project))
+        by_external = dict(
+            session.execute(
+                select(Passage.external_id, Passage.id).where(Passage.project_id == project_id)
+            ).all()
+        )
+        queries = [
+            GeneratedQuery(
+                project_id=project_id,
+                seed_passage_id=by_external[seed],
+                sample_index=i,
+                task="Given a claim, retrieve evidence.",
+                query=text,
+                model="test/qrels",
+                prompt_version="qrels",
+                raw_output=text,
+            )
+            for i, (text, seed) in enumerate(rows)
+        ]
+        session.add_all(queries)
+        session.flush()
+        return [q.id for q in queries]
