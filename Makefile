@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
-		$(BIN)/python -m pip install --quiet -e ".[dev]"
+		$(BIN)/python -m pip install --quiet -e ".[dev,onnx]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -190,6 +190,36 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_rerank(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.llm.client import LLMError, LLMSettings
+    from curator.progress import TqdmProgress
+    from curator.services.llm import open_llm
+    from curator.services.rerank import RerankOptions, rerank_queries
+
+    options = RerankOptions(
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        k=args.k,
+        top_k=args.top_k,
+        negative_rank=args.negative_rank,
+        negatives=args.negatives,
+        negative_filter=_negative_filter(args),
+        limit=args.limit,
+    )
+    llm = LLMSettings(
+        model=args.model, temperature=0.0, max_tokens=3, api_base=args.api_base, concurrency=1
+    )
+    client = open_llm(settings.data_dir, llm, threads=args.threads)
+    try:
+        report = rerank_queries(
+            _open(settings), settings.project, client, options, progress=TqdmProgress()
+        )
+    except LLMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from curator.services.status import project_status
 
@@ -392,6 +422,36 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--limit", type=int, help="mine at most N queries in this run")
     add_filter_options(mine)
     mine.set_defaults(func=cmd_mine)
+
+    rerank = commands.add_parser(
+        "rerank",
+        help="score candidates with the LLM (QL, RC) and fuse rankings by RRF",
+        description="FRet step 2: the LLM scores each mined query's top-k candidates by query "
+        "likelihood (ql) and/or relevance classification (rc); with the guide's ranking they "
+        "are fused by Reciprocal Rank Fusion. The top fused passage is proposed as positive "
+        "(often not the seed) and negatives are taken from fused rank --negative-rank down, "
+        "through the false-negative guard. Runs resume.",
+    )
+    rerank.add_argument("--model", default="local/gemma3-270m")
+    rerank.add_argument("--api-base")
+    rerank.add_argument(
+        "--methods",
+        default="ql,guide",
+        help="comma-separated: ql, rc, guide (default from bench/rerank.py)",
+    )
+    rerank.add_argument("--k", type=float, default=0.0, help="RRF k (Gecko: 0)")
+    rerank.add_argument("--top-k", type=int, default=20, help="candidates per query to score")
+    rerank.add_argument(
+        "--negative-rank",
+        type=int,
+        default=20,
+        help="fused rank to take the hard negative from (Gecko: 20)",
+    )
+    rerank.add_argument("--negatives", type=int, default=1)
+    rerank.add_argument("--limit", type=int, help="rerank at most N queries in this run")
+    rerank.add_argument("--threads", type=int)
+    add_filter_options(rerank)
+    rerank.set_defaults(func=cmd_rerank)
 
     diagnostics = commands.add_parser(
         "diagnose", help="what a false-negative guard setting discards, on the mined queries"

@@ -145,7 +145,7 @@ def test_passages_render_as_text_and_scripts_stay_inert(app_url, browser, tmp_pa
     page.close()
 
 
-def test_generate_button_runs_the_local_model_and_lists_queries(app_url, browser):
+def test_generate_and_mine_buttons_run_the_pipeline(app_url, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(app_url)
     page.get_by_role("tab", name="Pipeline").click()
@@ -164,5 +164,11 @@ def test_generate_button_runs_the_local_model_and_lists_queries(app_url, browser
     rows = page.locator("[role=gridcell]", has_text="local/gemma3-270m")
     rows.first.wait_for(timeout=30_000)
     assert rows.count() == 2
+    assert page.evaluate("window.__xss") is None
+
+    # mine the generated queries with the packaged guide model
+    page.get_by_role("button", name="Mine", exact=True).click()
+    page.get_by_text(re.compile(r"^mined [0-2] queries: \d+ candidates")).wait_for(timeout=180_000)
+    page.get_by_text("False-negative guard on all").wait_for()
     assert page.evaluate("window.__xss") is None
     page.close()

@@ -17,6 +17,7 @@ from curator.ui.handlers import (
     passage_for_row,
     passages_table,
     run_generation,
+    run_mining,
 )
 from curator.ui.network import UnsafeBindAddress, check_bind_address
 
@@ -115,3 +116,23 @@ def test_generation_handler_with_the_local_model(database, tmp_path, local_llm):
     assert reported[0][:2] == (0, 2) and reported[-1][:2] == (2, 2)
     table = generated_queries_table(database, "p")
     assert len(table) == 2 and all(row[4] == "local/gemma3-270m" for row in table)
+
+
+def test_mining_handler_summarises_candidates_and_the_guard(database, tmp_path, guide_model):
+    from conftest import add_queries
+
+    rows = [
+        {"_id": f"d{i}", "title": t, "text": f"{t} is described here in detail."}
+        for i, t in enumerate(["Coffee", "Tea", "Mars", "Venus", "Oak"])
+    ]
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
+    add_queries(database, "p", [("hot drink from leaves", "d1")])
+    summary = run_mining(database, "p", tmp_path / "data", 5, 1, 0.95, guide=guide_model)
+    assert summary.startswith("mined 1 queries: 5 candidates")
+    assert "False-negative guard on all 1 mined queries" in summary
+    from curator.services.projects import ensure_project
+
+    ensure_project(database, "empty")
+    assert run_mining(
+        database, "empty", tmp_path / "data", 5, 1, 0.95, guide=guide_model
+    ).startswith("**Cannot mine:**")

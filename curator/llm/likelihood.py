@@ -31,3 +31,12 @@ def log_likelihood(settings: LLMSettings, prefix: str, continuation: str) -> tup
     return get_local_model(settings.model.removeprefix("local/")).log_likelihood(
         prefix, continuation
     )
+
+
+def yes_no_log_odds(settings: LLMSettings, prefix: str) -> float:
+    """``log P(" yes") - log P(" no")`` as the next word after ``prefix`` (local models)."""
+    from curator.pipeline.rerank import NO, YES
+
+    yes, _ = log_likelihood(settings, prefix, YES)
+    no, _ = log_likelihood(settings, prefix, NO)
+    return yes - no

@@ -18,6 +18,7 @@ from curator.ui.handlers import (
     passage_for_row,
     passages_table,
     run_generation,
+    run_mining,
 )
 from db import Database
 
@@ -27,6 +28,15 @@ model needs about 1 s per passage on 2 cores, so the app starts with a sample of
 {DEMO_SAMPLE} passages. For the whole corpus, clear *Sample* (or set it to 0), or run
 `curator generate --all` in a terminal, which shows a progress bar with an ETA. Runs resume:
 passages already done are skipped.
+"""
+
+
+MINE_HELP = """\
+The guide model (the packaged all-MiniLM-L6-v2) retrieves the top-N passages for each
+generated query, BM25 scores them alongside, the seed passage becomes the provisional
+positive and the hardest candidates that pass the false-negative guard become proposed
+negatives. The first run encodes the corpus (about a minute for 1,000 passages on 2 cores);
+later runs reuse the cached embeddings. `curator diagnose` prints the guard's histogram.
 """
 
 
@@ -53,6 +63,20 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
             sample,
             per_passage,
             best_of,
+            progress=CallbackProgress(report),
+        )
+
+    def mine(top_n, negatives, relative_margin, progress=gr.Progress()):  # noqa: B008
+        def report(done, total, desc):
+            progress((done, total) if total else None, desc=desc)
+
+        return run_mining(
+            database,
+            project,
+            data_dir,
+            top_n,
+            negatives,
+            relative_margin,
             progress=CallbackProgress(report),
         )
 
@@ -96,6 +120,23 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
                 wrap=True,
                 label="Latest generated queries",
             )
+            gr.Markdown("### 2 · Mine candidates")
+            gr.Markdown(MINE_HELP)
+            with gr.Row():
+                top_n = gr.Number(
+                    label="Candidates per query (top N)", value=30, precision=0, minimum=1
+                )
+                negatives = gr.Number(
+                    label="Hard negatives per query", value=1, precision=0, minimum=0
+                )
+                relative_margin = gr.Number(
+                    label="Relative margin (negative score <= margin x positive; 0 = off)",
+                    value=0.95,
+                    minimum=0,
+                    maximum=1,
+                )
+            mine_button = gr.Button("Mine", variant="primary")
+            mine_result = gr.Markdown()
 
         app.load(overview, outputs=summary)
         gr.on(
@@ -113,6 +154,12 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
             outputs=generate_result,
             api_name="generate",
         ).then(queries, outputs=generated).then(overview, outputs=summary)
+        mine_button.click(
+            mine,
+            inputs=[top_n, negatives, relative_margin],
+            outputs=mine_result,
+            api_name="mine",
+        ).then(overview, outputs=summary)
     return app
 
 

@@ -162,3 +162,40 @@ def generated_queries_table(database: Database, project: str, limit: int = 100) 
         [f"{pid} · {title}" if title else pid, task, query or f"({error})", status, model]
         for pid, title, task, query, status, model, error in rows
     ]
+
+
+def run_mining(
+    database: Database,
+    project: str,
+    data_dir,
+    top_n: float,
+    negatives: float,
+    relative_margin: float,
+    progress=None,
+    guide=None,
+) -> str:
+    """Mine candidates from the app; returns a Markdown summary with the guard's effect."""
+    from curator.pipeline.negatives import NegativeFilter
+    from curator.services.mine import MineOptions, mine_candidates, mining_diagnostics
+
+    try:
+        flt = NegativeFilter(relative_margin=float(relative_margin) or None)
+        options = MineOptions(
+            top_n=int(top_n), negatives_per_query=int(negatives), negative_filter=flt
+        )
+        report = mine_candidates(
+            database, project, data_dir, options, progress=progress, guide=guide
+        )
+        diagnostics = mining_diagnostics(database, project, flt)
+    except (ValueError, LookupError) as exc:
+        return f"**Cannot mine:** {html.escape(str(exc))}"
+    dropped = ", ".join(f"{n} by {reason}" for reason, n in sorted(diagnostics.dropped.items()))
+    return "\n\n".join(
+        [
+            html.escape(report.summary()),
+            f"False-negative guard on all {diagnostics.queries} mined queries: "
+            f"{diagnostics.kept} of {diagnostics.candidates} candidates admissible as negatives "
+            f"(dropped: {html.escape(dropped or 'none')}); "
+            f"{diagnostics.queries_without_negative} queries without an admissible negative.",
+        ]
+    )

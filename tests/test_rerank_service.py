@@ -1,0 +1,124 @@
+"""The rerank service on a real SQLite file: fusion rows, proposed labels, resume."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import litellm
+import pytest
+from conftest import add_queries, write
+from sqlalchemy import select
+
+from curator.llm.client import LLMClient, LLMSettings
+from curator.llm.likelihood import QueryLikelihoodUnsupported
+from curator.services.ingest import ingest_path
+from curator.services.mine import MineOptions, mine_candidates
+from curator.services.rerank import RerankOptions, rerank_queries
+from db.models import LLMScore, Passage, ProposedLabel
+
+DOCS = [
+    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
+    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
+    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
+    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
+    ("oak", "Oak", "Oaks are trees that bear acorns."),
+    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
+]
+
+
+@pytest.fixture
+def mined(database, tmp_path, guide_model):
+    rows = [{"_id": i, "title": t, "text": x} for i, t, x in DOCS]
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
+    # the seed of the first query is not its best passage: reranking should say so
+    add_queries(
+        database,
+        "p",
+        [("drink made from tea leaves", "greentea"), ("memory safe programming language", "rust")],
+    )
+    mine_candidates(database, "p", tmp_path / "data", MineOptions(top_n=6), guide=guide_model)
+    return database
+
+
+def remote(replies: list[str]) -> LLMClient:
+    client = LLMClient(LLMSettings(model="openai/gpt-4o-mini"), sleep=lambda s: None)
+    real = client.litellm.completion
+    queue = list(replies)
+    client._litellm = SimpleNamespace(
+        completion=lambda **kw: real(**kw, mock_response=queue.pop(0) if queue else "no"),
+        completion_cost=litellm.completion_cost,
+    )
+    return client
+
+
+def labels(database):
+    with database.sessions() as session:
+        return session.execute(
+            select(
+                ProposedLabel.query_id,
+                Passage.external_id,
+                ProposedLabel.label,
+                ProposedLabel.provenance,
+                ProposedLabel.fused_rank,
+                ProposedLabel.confidence,
+                ProposedLabel.differs_from_seed,
+            )
+            .join(Passage, Passage.id == ProposedLabel.passage_id)
+            .where(ProposedLabel.provenance == "llm")
+            .order_by(ProposedLabel.id)
+        ).all()
+
+
+def test_guide_only_fusion_proposes_the_guide_top_passage(mined):
+    report = rerank_queries(
+        mined, "p", remote([]), RerankOptions(methods=("guide",), negative_rank=3)
+    )
+    assert (report.queries_reranked, report.pairs) == (2, 12)
+    rows = labels(mined)
+    positives = {q: (e, changed) for q, e, label, _, _, _, changed in rows if label == "positive"}
+    tea_query, rust_query = sorted(positives)
+    assert positives[tea_query] == ("tea", True)  # the seed was green tea
+    assert positives[rust_query] == ("rust", False)
+    assert report.positive_changed == 1
+    assert all(0 <= conf <= 1 for *_, conf, _ in rows)
+    with mined.sessions() as session:
+        fused = session.execute(
+            select(LLMScore.method, LLMScore.rank).where(LLMScore.query_id == tea_query)
+        ).all()
+    assert sorted(r for m, r in fused if m == "rrf") == [1, 2, 3, 4, 5, 6]
+
+
+def test_remote_relevance_classification_is_parsed_and_fused(mined):
+    # the first query's six pairs: only "coffee"... order follows guide rank; say yes to #2
+    client = remote(["no", "Yes.", "no", "no", "maybe", "no"] + ["no"] * 6)
+    report = rerank_queries(mined, "p", client, RerankOptions(methods=("rc",), limit=1))
+    assert report.rc_parse_failures == 1 and report.queries_reranked == 1
+    with mined.sessions() as session:
+        rc = session.execute(
+            select(LLMScore.score, LLMScore.rank).where(LLMScore.method == "rc")
+        ).all()
+    assert sorted(s for s, _ in rc if s is not None) == [0, 0, 0, 0, 1]
+    assert [r for s, r in rc if s is None] == [None]
+    positive = [e for _, e, label, *_ in labels(mined) if label == "positive"]
+    assert len(positive) == 1
+
+
+def test_resume_and_no_double_work(mined):
+    first = rerank_queries(mined, "p", remote([]), RerankOptions(methods=("guide",), limit=1))
+    second = rerank_queries(mined, "p", remote([]), RerankOptions(methods=("guide",)))
+    third = rerank_queries(mined, "p", remote([]), RerankOptions(methods=("guide",)))
+    assert (first.queries_reranked, second.queries_reranked, third.queries_reranked) == (1, 1, 0)
+    # another fusion setting is another piece of work
+    other = rerank_queries(mined, "p", remote([]), RerankOptions(methods=("guide",), k=60))
+    assert other.queries_reranked == 2
+
+
+def test_query_likelihood_with_a_remote_model_is_refused_clearly(mined):
+    with pytest.raises(QueryLikelihoodUnsupported, match="does not return"):
+        rerank_queries(mined, "p", remote([]), RerankOptions(methods=("ql", "guide")))
+
+
+def test_unknown_methods_are_refused():
+    with pytest.raises(ValueError, match="methods"):
+        RerankOptions(methods=("bm25",))
