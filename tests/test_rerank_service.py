@@ -122,3 +122,22 @@ def test_query_likelihood_with_a_remote_model_is_refused_clearly(mined):
 def test_unknown_methods_are_refused():
     with pytest.raises(ValueError, match="methods"):
         RerankOptions(methods=("bm25",))
+
+
+@pytest.mark.slow
+def test_local_model_scores_ql_and_rc_and_fuses(mined, local_llm):
+    report = rerank_queries(mined, "p", LLMClient(local_llm),
+                            RerankOptions(methods=("ql", "rc", "guide"), negative_rank=4))
+    assert (report.queries_reranked, report.pairs) == (2, 12)
+    assert set(report.ms_per_pair()) == {"ql", "rc"}
+    with mined.sessions() as session:
+        rows = session.execute(select(LLMScore.method, LLMScore.score, LLMScore.rank,
+                                      LLMScore.prompt_version)).all()
+    by_method = {}
+    for method, score, rank, version in rows:
+        by_method.setdefault(method, []).append((score, rank, version))
+    assert {m: len(v) for m, v in by_method.items()} == {"ql": 12, "rc": 12, "rrf": 12}
+    assert all(score < 0 for score, _, _ in by_method["ql"])  # log-probabilities
+    assert {v for _, _, v in by_method["ql"]} == {"ql-fewshot-v2"}
+    positives = [e for _, e, label, *_ in labels(mined) if label == "positive"]
+    assert "rust" in positives  # the programming-language query keeps its obvious passage

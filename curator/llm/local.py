@@ -197,8 +197,9 @@ class LocalModel:
     def log_likelihood(self, prefix: str, continuation: str) -> tuple[float, int]:
         """(sum of log P(token) over ``continuation``'s tokens given ``prefix``, token count).
 
-        The prefix's KV cache is kept, so scoring several continuations of one prefix (or
-        prefixes sharing a start) evaluates the shared part once.
+        The KV cache is kept (prefix and scored continuation), so scoring several
+        continuations of one prefix, prefixes sharing a start, or a prompt that extends
+        prefix + continuation evaluates the shared part once.
         """
         with self.lock:
             llama = self.llama
@@ -233,7 +234,10 @@ class LocalModel:
                 peak = logits.max(axis=1)
                 log_norm = peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1))
                 total += float((logits[np.arange(len(chunk)), wanted] - log_norm).sum())
-            llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)  # drop the scored rows
+            # keep the scored rows in the cache: they are the real tokens of prefix +
+            # continuation, so a next prompt that extends it (RC after QL) starts from here
+            llama.input_ids[n_past : n_past + len(rows)] = rows
+            llama.n_tokens = n_past + len(rows)
         return total, len(targets)
 
 

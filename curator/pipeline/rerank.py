@@ -1,8 +1,9 @@
 """Relevance classification (RC) prompts and reply parsing (pure functions).
 
 With a local model, RC scores a (query, passage) pair by ``log P(" yes") - log P(" no")``
-after a few-shot prompt that ends with ``Relevant:``. With a remote chat model, the reply
-is parsed as a graded label (yes = 1, no = 0).
+after the few-shot QL prompt extended with the query and ``Relevant:`` (so it reuses the
+KV cache of the QL computation). With a remote chat model, the reply is parsed as a
+graded label (yes = 1, no = 0).
 """
 
 from __future__ import annotations
@@ -10,27 +11,15 @@ from __future__ import annotations
 import re
 
 from curator.pipeline.generate import ParseError, truncate_words
+from curator.pipeline.likelihood import build_ql_prefix
 
-RC_PROMPT_VERSION = "rc-yesno-v1"
-RC_MAX_PASSAGE_WORDS = 200
-RC_HEADER = (
-    "Decide whether the passage answers the query.\n\n"
-    "Passage: Metformin lowers blood glucose mainly by reducing hepatic glucose production.\n"
-    "Query: how does metformin lower blood sugar\n"
-    "Relevant: yes\n\n"
-    "Passage: The Great Barrier Reef stretches for 2,300 kilometres off Queensland.\n"
-    "Query: how does metformin lower blood sugar\n"
-    "Relevant: no\n\n"
-)
+RC_PROMPT_VERSION = "rc-yesno-v2"
 YES, NO = " yes", " no"
 
 
-def build_rc_prefix(
-    title: str, text: str, query: str, max_words: int = RC_MAX_PASSAGE_WORDS
-) -> str:
-    """The few-shot prefix whose next word (" yes" / " no") is scored."""
-    body, _ = truncate_words(f"{title}. {text}" if title.strip() else text, max_words)
-    return f"{RC_HEADER}Passage: {body}\nQuery: {' '.join(query.split())}\nRelevant:"
+def build_rc_prefix(title: str, text: str, query: str) -> str:
+    """The QL prompt extended with the query and ``Relevant:``; the next word is scored."""
+    return f"{build_ql_prefix(title, text)} {' '.join(query.split())}\nRelevant:"
 
 
 def build_rc_messages(title: str, text: str, query: str) -> list[dict[str, str]]:
