@@ -15,7 +15,6 @@ from db.models import (
     Passage,
     PipelineRun,
     Project,
-    ProposedLabel,
     TrainingRun,
 )
 
@@ -86,9 +85,9 @@ def project_counts(session: Session, project_id: int) -> dict[str, int]:
             select(func.count()).select_from(LLMScore).join(GeneratedQuery).where(in_project)
         ),
         "queries_reranked": count(
-            select(func.count(distinct(ProposedLabel.query_id)))
+            select(func.count(distinct(LLMScore.query_id)))
             .join(GeneratedQuery)
-            .where(in_project)
+            .where(in_project, LLMScore.method == "rrf")
         ),
         "judgments": count(
             select(func.count()).select_from(Judgment).join(GeneratedQuery).where(in_project)

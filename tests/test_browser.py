@@ -145,7 +145,7 @@ def test_passages_render_as_text_and_scripts_stay_inert(app_url, browser, tmp_pa
     page.close()
 
 
-def test_generate_and_mine_buttons_run_the_pipeline(app_url, browser):
+def test_generate_mine_and_rerank_buttons_run_the_pipeline(app_url, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(app_url)
     page.get_by_role("tab", name="Pipeline").click()
@@ -170,5 +170,9 @@ def test_generate_and_mine_buttons_run_the_pipeline(app_url, browser):
     page.get_by_role("button", name="Mine", exact=True).click()
     page.get_by_text(re.compile(r"^mined [0-2] queries: \d+ candidates")).wait_for(timeout=180_000)
     page.get_by_text("False-negative guard on all").wait_for()
+
+    # rerank them with the local model (QL + guide, top 10)
+    page.get_by_role("button", name="Rerank", exact=True).click()
+    page.get_by_text(re.compile(r"^reranked [0-2] queries \(\d+ pairs\)")).wait_for(timeout=180_000)
     assert page.evaluate("window.__xss") is None
     page.close()

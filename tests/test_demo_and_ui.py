@@ -18,6 +18,7 @@ from curator.ui.handlers import (
     passages_table,
     run_generation,
     run_mining,
+    run_reranking,
 )
 from curator.ui.network import UnsafeBindAddress, check_bind_address
 
@@ -136,3 +137,24 @@ def test_mining_handler_summarises_candidates_and_the_guard(database, tmp_path, 
     assert run_mining(
         database, "empty", tmp_path / "data", 5, 1, 0.95, guide=guide_model
     ).startswith("**Cannot mine:**")
+
+
+def test_rerank_handler_with_guide_only_fusion_and_errors(database, tmp_path, guide_model):
+    from conftest import add_queries
+
+    from curator.services.mine import MineOptions, mine_candidates
+
+    rows = [
+        {"_id": f"d{i}", "title": t, "text": f"All about {t.lower()}."}
+        for i, t in enumerate(["Coffee", "Tea", "Mars"])
+    ]
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
+    add_queries(database, "p", [("about tea", "d1")])
+    mine_candidates(database, "p", tmp_path / "data", MineOptions(top_n=3), guide=guide_model)
+    summary = run_reranking(database, "p", tmp_path / "data", "local/gemma3-270m", ["guide"], 3, 0)
+    assert summary.startswith("reranked 1 queries (3 pairs)")
+    refused = run_reranking(database, "p", tmp_path / "data", "openai/gpt-4o-mini", ["ql"], 3, 0)
+    assert refused.startswith("**Reranking stopped:**") and "query likelihood" in refused
+    assert run_reranking(database, "p", tmp_path / "data", "", [], 3, 0).startswith(
+        "**Cannot rerank:**"
+    )

@@ -126,13 +126,18 @@ def test_unknown_methods_are_refused():
 
 @pytest.mark.slow
 def test_local_model_scores_ql_and_rc_and_fuses(mined, local_llm):
-    report = rerank_queries(mined, "p", LLMClient(local_llm),
-                            RerankOptions(methods=("ql", "rc", "guide"), negative_rank=4))
+    report = rerank_queries(
+        mined,
+        "p",
+        LLMClient(local_llm),
+        RerankOptions(methods=("ql", "rc", "guide"), negative_rank=4),
+    )
     assert (report.queries_reranked, report.pairs) == (2, 12)
     assert set(report.ms_per_pair()) == {"ql", "rc"}
     with mined.sessions() as session:
-        rows = session.execute(select(LLMScore.method, LLMScore.score, LLMScore.rank,
-                                      LLMScore.prompt_version)).all()
+        rows = session.execute(
+            select(LLMScore.method, LLMScore.score, LLMScore.rank, LLMScore.prompt_version)
+        ).all()
     by_method = {}
     for method, score, rank, version in rows:
         by_method.setdefault(method, []).append((score, rank, version))
@@ -141,3 +146,13 @@ def test_local_model_scores_ql_and_rc_and_fuses(mined, local_llm):
     assert {v for _, _, v in by_method["ql"]} == {"ql-fewshot-v2"}
     positives = [e for _, e, label, *_ in labels(mined) if label == "positive"]
     assert "rust" in positives  # the programming-language query keeps its obvious passage
+
+
+def test_status_counts_reranked_queries_not_mined_ones(mined):
+    from curator.services.status import project_status
+
+    before = project_status(mined, "p").counts
+    assert (before["queries_mined"], before["queries_reranked"]) == (2, 0)
+    rerank_queries(mined, "p", remote([]), RerankOptions(methods=("guide",), limit=1))
+    after = project_status(mined, "p").counts
+    assert after["queries_reranked"] == 1 and after["llm_scores"] == 6

@@ -21,6 +21,7 @@ PASSAGE_COLUMNS = ["id", "title", "text", "source"]
 PREVIEW_CHARS = 160
 QUERY_COLUMNS = ["passage", "task", "query", "status", "model"]
 DEMO_SAMPLE = 40
+DEMO_RERANK_TOP_K = 10
 
 
 def overview_markdown(database: Database, project: str) -> str:
@@ -199,3 +200,34 @@ def run_mining(
             f"{diagnostics.queries_without_negative} queries without an admissible negative.",
         ]
     )
+
+
+def run_reranking(
+    database: Database,
+    project: str,
+    data_dir,
+    model: str,
+    methods: list[str],
+    top_k: float,
+    k: float,
+    progress=None,
+) -> str:
+    """Rerank mined queries from the app; returns a Markdown summary (or the error)."""
+    from curator.llm.client import LLMError, LLMSettings
+    from curator.services.llm import open_llm
+    from curator.services.rerank import RerankOptions, rerank_queries
+
+    try:
+        options = RerankOptions(
+            methods=tuple(methods or ()), top_k=int(top_k), k=float(k), negative_rank=int(top_k)
+        )
+        client = open_llm(
+            data_dir,
+            LLMSettings(model=(model or "").strip() or "local/gemma3-270m", temperature=0.0),
+        )
+        report = rerank_queries(database, project, client, options, progress=progress)
+    except LLMError as exc:
+        return f"**Reranking stopped:** {html.escape(str(exc))}"
+    except (ValueError, LookupError) as exc:
+        return f"**Cannot rerank:** {html.escape(str(exc))}"
+    return html.escape(report.summary())
