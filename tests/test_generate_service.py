@@ -177,3 +177,18 @@ def test_a_passage_too_long_for_the_context_is_flagged_and_the_run_goes_on(corpu
     )
     assert retried.ok == 1
     assert [r.status for r in rows(corpus) if r.id == flagged[0].id] == ["ok"]
+
+
+def test_an_unexpected_error_marks_the_run_failed_not_interrupted(corpus, monkeypatch):
+    import curator.services.generate as generate_module
+
+    def broken_store(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(generate_module, "_store", broken_store)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate_queries(corpus, "p", client_replying([]), GenerateOptions(limit=1))
+    with corpus.sessions() as session:
+        run = session.scalar(select(PipelineRun).order_by(PipelineRun.id.desc()))
+    assert (run.status, run.error) == ("failed", "disk full")
+    assert run.finished_at is not None

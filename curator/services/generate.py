@@ -37,15 +37,9 @@ from curator.pipeline.generate import (
 from curator.pipeline.likelihood import build_ql_prefix, mean_log_likelihood, ql_continuation
 from curator.progress import NullProgress, Progress
 from curator.services.projects import require_project
-from curator.services.runs import (
-    finish_run,
-    mark_dead_runs,
-    process_marker,
-    start_run,
-    update_run,
-)
+from curator.services.runs import recorded_run
 from db import Database
-from db.models import GeneratedQuery, Passage, QueryStatus, RunStatus, Stage
+from db.models import GeneratedQuery, Passage, QueryStatus, Stage
 
 log = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 10.0
@@ -94,6 +88,16 @@ class GenerateReport:
     seconds: float = 0.0
     usage: dict = field(default_factory=dict)
     error: str | None = None
+
+    def add(self, status: QueryStatus, *, truncated: bool = False) -> None:
+        """Count one stored reply."""
+        if status is QueryStatus.OK:
+            self.ok += 1
+        elif status is QueryStatus.ERROR:
+            self.errors += 1
+        else:
+            self.parse_failed += 1
+        self.truncated += truncated
 
     def counts(self) -> dict[str, int]:
         return {
@@ -147,68 +151,48 @@ def generate_queries(
     examples = load_examples(options.examples_path)
     model = client.settings.model
     project_id = require_project(database, project)
-    mark_dead_runs(database, project_id, Stage.GENERATE)
     settings = {
         "llm": client.settings.public(),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
-        **process_marker(),
     }
-    run_id = start_run(
-        database, project_id, Stage.GENERATE, settings, model=model, prompt_version=PROMPT_VERSION
-    )
-    report = GenerateReport(run_id=run_id, model=model, prompt_version=PROMPT_VERSION)
-    tasks = _plan(database, project_id, model, options, report)
     started = time.monotonic()
-    last_checkpoint = started
-    progress.start(len(tasks), "passages", f"generate ({model})")
-
-    def work(task: _Task):
-        return _generate_one(client, task, examples, options)
-
+    report = None
     try:
-        for task, (parsed, raw, error, note) in client.map(work, tasks):
-            _store(database, project_id, run_id, model, task, parsed, raw, error, note)
-            status = _status(parsed, error)
-            if status is QueryStatus.OK:
-                report.ok += 1
-            elif status is QueryStatus.ERROR:
-                report.errors += 1
-            else:
-                report.parse_failed += 1
-            if note and "truncated" in note:
-                report.truncated += 1
-            progress.advance(1)
-            if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
-                last_checkpoint = time.monotonic()
-                update_run(database, run_id, report.counts(), usage=client.usage.as_dict())
+        with recorded_run(
+            database,
+            project_id,
+            Stage.GENERATE,
+            settings,
+            model=model,
+            prompt_version=PROMPT_VERSION,
+        ) as run:
+            report = GenerateReport(run_id=run.run_id, model=model, prompt_version=PROMPT_VERSION)
+            run.counts, run.usage = report.counts, client.usage.as_dict
+            tasks = _plan(database, project_id, model, options, report)
+            progress.start(len(tasks), "passages", f"generate ({model})")
+            last_checkpoint = time.monotonic()
+
+            def work(task: _Task):
+                return _generate_one(client, task, examples, options)
+
+            for task, (parsed, raw, error, note) in client.map(work, tasks):
+                _store(database, project_id, run.run_id, model, task, parsed, raw, error, note)
+                report.add(_status(parsed, error), truncated=bool(note and "truncated" in note))
+                progress.advance(1)
+                if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                    last_checkpoint = time.monotonic()
+                    run.checkpoint()
     except LLMError as error:
+        if report is None:
+            raise
         report.seconds = time.monotonic() - started
         report.usage = client.usage.as_dict()
         report.error = str(error)
-        finish_run(
-            database,
-            run_id,
-            RunStatus.FAILED,
-            report.counts(),
-            error=str(error),
-            usage=report.usage,
-        )
         raise GenerationFailed(report, error) from error
-    except BaseException as exc:
-        finish_run(
-            database,
-            run_id,
-            RunStatus.INTERRUPTED,
-            report.counts(),
-            error=repr(exc),
-            usage=client.usage.as_dict(),
-        )
-        raise
     finally:
         progress.finish()
     report.seconds = time.monotonic() - started
     report.usage = client.usage.as_dict()
-    finish_run(database, run_id, RunStatus.DONE, report.counts(), usage=report.usage)
     return report
 
 

@@ -40,13 +40,7 @@ from curator.pipeline.negatives import (
 from curator.progress import NullProgress, Progress
 from curator.retrieval.guide import GuideSettings
 from curator.services.projects import require_project
-from curator.services.runs import (
-    finish_run,
-    mark_dead_runs,
-    process_marker,
-    start_run,
-    update_run,
-)
+from curator.services.runs import recorded_run
 from db import Database
 from db.models import (
     Candidate,
@@ -56,7 +50,6 @@ from db.models import (
     ProposedLabel,
     Provenance,
     QueryStatus,
-    RunStatus,
     Stage,
 )
 
@@ -134,7 +127,6 @@ def mine_candidates(
 
     progress = progress or NullProgress()
     project_id = require_project(database, project)
-    mark_dead_runs(database, project_id, Stage.MINE)
     guide = guide or GuideModel(options.guide, work_dir=data_dir / "models")
     settings = {
         "guide": vars(options.guide),
@@ -144,11 +136,10 @@ def mine_candidates(
         "negative_filter": vars(options.negative_filter),
         "negatives_per_query": options.negatives_per_query,
         "limit": options.limit,
-        **process_marker(),
     }
-    run_id = start_run(database, project_id, Stage.MINE, settings, model=guide.key)
-    report = MineReport(run_id=run_id, guide=guide.key)
-    try:
+    with recorded_run(database, project_id, Stage.MINE, settings, model=guide.key) as run:
+        report = MineReport(run_id=run.run_id, guide=guide.key)
+        run.counts = report.counts
         clock = time.monotonic()
         ids, hashes = _passage_keys(database, project_id)
         report.passages = len(ids)
@@ -186,17 +177,12 @@ def mine_candidates(
         for start in range(0, len(queries), options.query_batch):
             batch = queries[start : start + options.query_batch]
             _mine_batch(
-                database, run_id, guide, store, index, bm25, hash_of, batch, options, report
+                database, run.run_id, guide, store, index, bm25, hash_of, batch, options, report
             )
             progress.advance(len(batch))
-            update_run(database, run_id, report.counts())
+            run.checkpoint()
         progress.finish()
         report.seconds["mine"] = round(time.monotonic() - clock, 2)
-    except BaseException as exc:
-        status = RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.INTERRUPTED
-        finish_run(database, run_id, status, report.counts(), error=str(exc) or repr(exc))
-        raise
-    finish_run(database, run_id, RunStatus.DONE, report.counts())
     return report
 
 

@@ -43,13 +43,7 @@ from curator.pipeline.rerank import (
 )
 from curator.progress import NullProgress, Progress
 from curator.services.projects import require_project
-from curator.services.runs import (
-    finish_run,
-    mark_dead_runs,
-    process_marker,
-    start_run,
-    update_run,
-)
+from curator.services.runs import recorded_run
 from db import Database
 from db.models import (
     Candidate,
@@ -59,7 +53,6 @@ from db.models import (
     Passage,
     ProposedLabel,
     Provenance,
-    RunStatus,
     Stage,
 )
 
@@ -155,7 +148,6 @@ def rerank_queries(
         from curator.llm.likelihood import QueryLikelihoodUnsupported
 
         raise QueryLikelihoodUnsupported(client.settings.model)
-    mark_dead_runs(database, project_id, Stage.RERANK)
     model = client.settings.model
     settings = {
         "llm": client.settings.public(),
@@ -165,41 +157,28 @@ def rerank_queries(
         "negative_rank": options.negative_rank,
         "negatives": options.negatives,
         "negative_filter": vars(options.negative_filter),
-        **process_marker(),
     }
-    run_id = start_run(
+    with recorded_run(
         database,
         project_id,
         Stage.RERANK,
         settings,
         model=model,
         prompt_version=options.fusion_version,
-    )
-    report = RerankReport(run_id=run_id, model=model)
-    try:
+    ) as run:
+        report = RerankReport(run_id=run.run_id, model=model)
+        run.counts, run.usage = report.counts, client.usage.as_dict
         queries = _pending(database, project_id, model, options)
         report.queries_planned = len(queries)
         progress.start(sum(len(q.pairs) for q in queries), "pairs", f"rerank ({model})")
         last = time.monotonic()
         for query in queries:
             scores = _score(client, query, options, report, progress)
-            _store(database, run_id, model, query, scores, options, report)
+            _store(database, run.run_id, model, query, scores, options, report)
             if time.monotonic() - last > 10:
                 last = time.monotonic()
-                update_run(database, run_id, report.counts(), usage=client.usage.as_dict())
+                run.checkpoint()
         progress.finish()
-    except BaseException as exc:
-        status = RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.INTERRUPTED
-        finish_run(
-            database,
-            run_id,
-            status,
-            report.counts(),
-            error=str(exc) or repr(exc),
-            usage=client.usage.as_dict(),
-        )
-        raise
-    finish_run(database, run_id, RunStatus.DONE, report.counts(), usage=client.usage.as_dict())
     return report
 
 

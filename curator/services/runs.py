@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -107,3 +110,65 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@dataclass
+class RunHandle:
+    """The run a stage is recording. The stage points ``counts`` and ``usage`` at its own
+    report so checkpoints and the final record read the current values."""
+
+    database: Database
+    run_id: int
+    counts: Callable[[], dict[str, Any]] = dict
+    usage: Callable[[], dict[str, Any] | None] = lambda: None
+
+    def checkpoint(self) -> None:
+        update_run(self.database, self.run_id, self.counts(), usage=self.usage())
+
+
+@contextmanager
+def recorded_run(
+    database: Database,
+    project_id: int,
+    stage: Stage,
+    settings: dict[str, Any],
+    *,
+    model: str | None = None,
+    prompt_version: str | None = None,
+) -> Iterator[RunHandle]:
+    """Record a stage run from start to end: ``done`` when the body returns, ``failed``
+    with the error's message when it raises, ``interrupted`` on Ctrl-C. Earlier runs of
+    the stage whose process died are marked ``interrupted`` first."""
+    mark_dead_runs(database, project_id, stage)
+    run_id = start_run(
+        database,
+        project_id,
+        stage,
+        {**settings, **process_marker()},
+        model=model,
+        prompt_version=prompt_version,
+    )
+    handle = RunHandle(database, run_id)
+    try:
+        yield handle
+    except Exception as exc:
+        finish_run(
+            database,
+            run_id,
+            RunStatus.FAILED,
+            handle.counts(),
+            error=str(exc) or repr(exc),
+            usage=handle.usage(),
+        )
+        raise
+    except BaseException as exc:
+        finish_run(
+            database,
+            run_id,
+            RunStatus.INTERRUPTED,
+            handle.counts(),
+            error=repr(exc),
+            usage=handle.usage(),
+        )
+        raise
+    finish_run(database, run_id, RunStatus.DONE, handle.counts(), usage=handle.usage())
