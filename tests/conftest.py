@@ -99,3 +99,83 @@ def add_queries(database, project: str, rows: list[tuple[str, str]]) -> list[int
         session.add_all(queries)
         session.flush()
         return [q.id for q in queries]
+
+
+class FakeCompletionsServer:
+    """An OpenAI-compatible ``/v1/completions`` endpoint on 127.0.0.1 that echoes the prompt
+    with per-word log-probabilities, like vLLM with ``echo=True, logprobs=1``: the first
+    word gets None, each later word ``-0.1 * its length`` (so longer words cost more).
+    With ``logprobs=False`` it answers without log-probabilities, like servers that
+    ignore ``echo``."""
+
+    def __init__(self, logprobs: bool = True) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append(body)
+                prompt = body["prompt"] if isinstance(body["prompt"], str) else body["prompt"][0]
+                tokens, offsets, position = [], [], 0
+                for i, word in enumerate(prompt.split(" ")):
+                    token = word if i == 0 else " " + word
+                    tokens.append(token)
+                    offsets.append(position)
+                    position += len(token)
+                values = [None] + [-0.1 * len(t.strip()) for t in tokens[1:]]
+                choice = {
+                    "index": 0,
+                    "text": prompt + " x",
+                    "finish_reason": "length",
+                    "logprobs": {
+                        "tokens": tokens,
+                        "token_logprobs": values,
+                        "text_offset": offsets,
+                        "top_logprobs": None,
+                    }
+                    if logprobs
+                    else None,
+                }
+                data = json.dumps(
+                    {
+                        "id": "cmpl-1",
+                        "object": "text_completion",
+                        "created": 1,
+                        "model": body["model"],
+                        "choices": [choice],
+                        "usage": {
+                            "prompt_tokens": len(tokens),
+                            "completion_tokens": 1,
+                            "total_tokens": len(tokens) + 1,
+                        },
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.requests: list[dict] = []
+        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def completions_server():
+    server = FakeCompletionsServer()
+    yield server
+    server.close()

@@ -122,3 +122,21 @@ def test_importing_the_client_does_not_import_litellm():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_query_likelihood_from_an_openai_compatible_server(completions_server):
+    from conftest import FakeCompletionsServer
+
+    settings = LLMSettings(model="openai/served-model", api_base=completions_server.url)
+    total, tokens = log_likelihood(settings, "Passage: tea leaves\nQuery:", " green tea")
+    assert tokens == 2 and total == pytest.approx(-0.1 * (5 + 3))  # " green", " tea"
+    request = completions_server.requests[-1]
+    assert request["echo"] is True and request["logprobs"] == 1
+    assert request["prompt"] == "Passage: tea leaves\nQuery: green tea"
+
+    silent = FakeCompletionsServer(logprobs=False)
+    try:
+        with pytest.raises(QueryLikelihoodUnsupported, match="vLLM"):
+            log_likelihood(LLMSettings(model="openai/m", api_base=silent.url), "a b", " c")
+    finally:
+        silent.close()

@@ -156,3 +156,13 @@ def test_status_counts_reranked_queries_not_mined_ones(mined):
     rerank_queries(mined, "p", remote([]), RerankOptions(methods=("guide",), limit=1))
     after = project_status(mined, "p").counts
     assert after["queries_reranked"] == 1 and after["llm_scores"] == 6
+
+
+def test_query_likelihood_through_an_openai_compatible_server(mined, completions_server):
+    client = LLMClient(LLMSettings(model="openai/served", api_base=completions_server.url))
+    report = rerank_queries(mined, "p", client, RerankOptions(methods=("ql", "guide")))
+    assert report.queries_reranked == 2 and set(report.ms_per_pair()) == {"ql"}
+    with mined.sessions() as session:
+        ql = session.scalars(select(LLMScore.score).where(LLMScore.method == "ql")).all()
+    assert len(ql) == 12 and all(score < 0 for score in ql)
+    assert len(completions_server.requests) == 12

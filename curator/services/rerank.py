@@ -144,9 +144,9 @@ def rerank_queries(
     """Rerank the project's mined queries; see the module docstring."""
     progress = progress or NullProgress()
     project_id = require_project(database, project)
-    if "ql" in options.methods and not client.settings.is_local:
-        from curator.llm.likelihood import QueryLikelihoodUnsupported
+    from curator.llm.likelihood import QueryLikelihoodUnsupported, supports_query_likelihood
 
+    if "ql" in options.methods and not supports_query_likelihood(client.settings):
         raise QueryLikelihoodUnsupported(client.settings.model)
     model = client.settings.model
     settings = {
