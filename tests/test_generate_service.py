@@ -192,3 +192,21 @@ def test_an_unexpected_error_marks_the_run_failed_not_interrupted(corpus, monkey
         run = session.scalar(select(PipelineRun).order_by(PipelineRun.id.desc()))
     assert (run.status, run.error) == ("failed", "disk full")
     assert run.finished_at is not None
+
+
+def test_a_long_passage_is_cut_and_the_cut_is_noted(database, tmp_path):
+    long_text = " ".join(f"word{i}" for i in range(500))
+    ingest_path(
+        database,
+        "p",
+        write(
+            tmp_path / "c.jsonl",
+            json.dumps({"_id": "long", "title": "Long", "text": long_text}) + "\n",
+        ),
+    )
+    report = generate_queries(
+        database, "p", client_replying([]), GenerateOptions(max_passage_words=100)
+    )
+    assert report.truncated == 1
+    note = json.loads(rows(database)[0].note)
+    assert note["truncated"] == "passage cut from 500 to 100 words"

@@ -175,9 +175,9 @@ def generate_queries(
             def work(task: _Task):
                 return _generate_one(client, task, examples, options)
 
-            for task, (parsed, raw, error, note) in client.map(work, tasks):
-                _store(database, project_id, run.run_id, model, task, parsed, raw, error, note)
-                report.add(_status(parsed, error), truncated=bool(note and "truncated" in note))
+            for task, outcome in client.map(work, tasks):
+                _store(database, project_id, run.run_id, model, task, outcome)
+                report.add(outcome.status, truncated=outcome.truncated)
                 progress.advance(1)
                 if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
                     last_checkpoint = time.monotonic()
@@ -268,15 +268,28 @@ def sample_seed(passage_id: int, sample_index: int, draw: int, seed: int) -> int
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What one (passage, query index) gave: the parsed reply or why not, and the raw text."""
+
+    status: QueryStatus
+    parsed: ParsedGeneration | None
+    raw: str
+    error: str | None
+    note: str | None
+    truncated: bool = False
+
+
 def _generate_one(
     client: LLMClient, task: _Task, examples: list[GenerationExample], options: GenerateOptions
-) -> tuple[ParsedGeneration | None, str, str | None, str | None]:
-    """(parsed or None, raw reply kept, parse error, note) for one passage and query index."""
+) -> _Outcome:
+    """Ask for one passage and query index (``best_of`` draws) and parse the reply."""
     prompt = build_generation_messages(
         PassageInput(task.title, task.text), examples, options.max_passage_words
     )
     notes: dict[str, object] = {}
-    if prompt.truncated_from:
+    truncated = prompt.truncated_from is not None
+    if truncated:
         notes["truncated"] = (
             f"passage cut from {prompt.truncated_from} to {options.max_passage_words} words"
         )
@@ -295,12 +308,8 @@ def _generate_one(
                 raise
             # this passage does not fit the model: flag it and go on with the others
             notes["context"] = str(exc)
-            return (
-                None,
-                "",
-                f"too long for the model's context: {exc.provider_message}",
-                (_dump(notes)),
-            )
+            message = f"too long for the model's context: {exc.provider_message}"
+            return _Outcome(QueryStatus.ERROR, None, "", message, _dump(notes), truncated)
         try:
             draws.append((reply.text, parse_generation(reply.text, examples), None))
         except ParseError as exc:
@@ -308,12 +317,12 @@ def _generate_one(
     parsed_draws = [d for d in draws if d[1] is not None]
     if not parsed_draws:
         raw, _, error = draws[0]
-        return None, raw, error, _dump(notes)
+        return _Outcome(QueryStatus.PARSE_FAILED, None, raw, error, _dump(notes), truncated)
     if options.best_of == 1:
         raw, parsed, _ = parsed_draws[0]
-        return parsed, raw, None, _dump(notes)
-    best = _choose_by_likelihood(client, task, parsed_draws, notes)
-    return best[1], best[0], None, _dump(notes)
+    else:
+        raw, parsed = _choose_by_likelihood(client, task, parsed_draws, notes)
+    return _Outcome(QueryStatus.OK, parsed, raw, None, _dump(notes), truncated)
 
 
 def _choose_by_likelihood(client: LLMClient, task: _Task, draws, notes: dict) -> tuple:
@@ -334,32 +343,17 @@ def _dump(notes: dict) -> str | None:
     return json.dumps(notes, ensure_ascii=False) if notes else None
 
 
-def _status(parsed: ParsedGeneration | None, error: str | None) -> QueryStatus:
-    if parsed is not None:
-        return QueryStatus.OK
-    if error and error.startswith("too long for the model's context"):
-        return QueryStatus.ERROR
-    return QueryStatus.PARSE_FAILED
-
-
 def _store(
-    database: Database,
-    project_id: int,
-    run_id: int,
-    model: str,
-    task: _Task,
-    parsed: ParsedGeneration | None,
-    raw: str,
-    error: str | None,
-    note: str | None,
+    database: Database, project_id: int, run_id: int, model: str, task: _Task, outcome: _Outcome
 ) -> None:
+    parsed = outcome.parsed
     values = {
         "task": parsed.task if parsed else "",
         "query": parsed.query if parsed else "",
-        "raw_output": raw,
-        "status": _status(parsed, error).value,
-        "error": error,
-        "note": note,
+        "raw_output": outcome.raw,
+        "status": outcome.status.value,
+        "error": outcome.error,
+        "note": outcome.note,
         "run_id": run_id,
     }
     with database.sessions() as session, session.begin():
