@@ -1,0 +1,400 @@
+"""Annotation service: what an annotator sees for a query, and their judgments.
+
+Judgments are append-only. Each one is self-contained: the passages it marks positive,
+negative or false negative are stored with it (``judgment_passages``), also for an
+*accept*, which copies the proposal the annotator saw. Undo appends a ``retract``
+judgment naming the one it takes back; nothing is updated or deleted, so the history of
+who decided what, and when, is complete.
+
+The *effective* judgment of an annotator on a query is their latest judgment that is not
+a retraction and has not been retracted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from curator.services.projects import require_project
+from db import Database
+from db.models import (
+    Annotator,
+    Candidate,
+    Decision,
+    GeneratedQuery,
+    JudgedLabel,
+    Judgment,
+    JudgmentPassage,
+    LLMScore,
+    Passage,
+    ProposedLabel,
+    Provenance,
+    QueryStatus,
+)
+
+REJECT_REASONS = ("unanswerable", "bad_query", "other")
+QUEUE_FILTERS = (
+    "not_judged",
+    "positive_changed",
+    "low_confidence",
+    "fewer_than_n",
+    "judged_by_me",
+    "all",
+)
+
+
+class JudgmentError(ValueError):
+    """A judgment that cannot be stored as asked (the message says why)."""
+
+
+@dataclass
+class CandidateView:
+    passage_id: int
+    external_id: str
+    title: str
+    text: str
+    guide_score: float | None
+    guide_rank: int | None
+    bm25_rank: int | None
+    ql_rank: int | None = None
+    rc_rank: int | None = None
+    fused_rank: int | None = None
+    proposed: str | None = None
+    provenance: str | None = None
+    is_seed: bool = False
+
+
+@dataclass
+class QueryView:
+    """Everything the annotation page shows for one query (plain values)."""
+
+    query_id: int
+    task: str
+    query: str
+    seed_passage_id: int
+    candidates: list[CandidateView] = field(default_factory=list)
+    confidence: float | None = None
+    positive_changed: bool = False
+
+    def proposal(self) -> tuple[list[int], list[int]]:
+        """(proposed positives, proposed negatives) as passage ids."""
+        positives = [c.passage_id for c in self.candidates if c.proposed == "positive"]
+        negatives = [c.passage_id for c in self.candidates if c.proposed == "negative"]
+        return positives, negatives
+
+
+def annotator_id(database: Database, username: str, display_name: str = "") -> int:
+    """The id of annotator ``username``, created on first use."""
+    name = (username or "").strip()
+    if not name:
+        raise JudgmentError("an annotator name is required")
+    with database.sessions() as session, session.begin():
+        found = session.scalar(select(Annotator.id).where(Annotator.username == name))
+        if found is not None:
+            return found
+        annotator = Annotator(username=name, display_name=display_name or name)
+        session.add(annotator)
+        session.flush()
+        return annotator.id
+
+
+def _latest_proposals(session: Session, query_id: int) -> dict[int, tuple]:
+    """passage -> (label, provenance, fused rank, confidence, differs from seed) from the
+    newest run that proposed labels for the query (the reranker's after reranking, the
+    miner's before)."""
+    newest = session.scalar(
+        select(func.max(ProposedLabel.run_id)).where(ProposedLabel.query_id == query_id)
+    )
+    if newest is None:
+        return {}
+    rows = session.execute(
+        select(
+            ProposedLabel.passage_id,
+            ProposedLabel.label,
+            ProposedLabel.provenance,
+            ProposedLabel.fused_rank,
+            ProposedLabel.confidence,
+            ProposedLabel.differs_from_seed,
+        ).where(ProposedLabel.query_id == query_id, ProposedLabel.run_id == newest)
+    ).all()
+    return {
+        r.passage_id: (r.label, r.provenance, r.fused_rank, r.confidence, r.differs_from_seed)
+        for r in rows
+    }
+
+
+def query_view(database: Database, query_id: int) -> QueryView:
+    """The query, its seed, and its candidates with every score and the proposal."""
+    with database.sessions() as session:
+        query = session.get(GeneratedQuery, query_id)
+        if query is None:
+            raise JudgmentError(f"no query with id {query_id}")
+        view = QueryView(query.id, query.task, query.query, query.seed_passage_id)
+        proposals = _latest_proposals(session, query_id)
+        llm_ranks: dict[tuple[int, str], int | None] = {}
+        for passage_id, method, rank in session.execute(
+            select(LLMScore.passage_id, LLMScore.method, LLMScore.rank)
+            .where(LLMScore.query_id == query_id)
+            .order_by(LLMScore.id)
+        ):
+            llm_ranks[(passage_id, method)] = rank  # the newest setting wins
+        rows = session.execute(
+            select(
+                Candidate.passage_id,
+                Passage.external_id,
+                Passage.title,
+                Passage.text,
+                Candidate.guide_score,
+                Candidate.guide_rank,
+                Candidate.bm25_rank,
+            )
+            .join(Passage, Passage.id == Candidate.passage_id)
+            .where(Candidate.query_id == query_id)
+        ).all()
+        if not any(r.passage_id == query.seed_passage_id for r in rows):
+            seed = session.get(Passage, query.seed_passage_id)
+            rows.append((seed.id, seed.external_id, seed.title, seed.text, None, None, None))
+    for passage_id, external_id, title, text, score, rank, bm25_rank in rows:
+        label, provenance, fused_rank, confidence, changed = proposals.get(
+            passage_id, (None, None, None, None, None)
+        )
+        if label == "positive":
+            view.confidence, view.positive_changed = confidence, bool(changed)
+        view.candidates.append(
+            CandidateView(
+                passage_id,
+                external_id,
+                title,
+                text,
+                score,
+                rank,
+                bm25_rank,
+                ql_rank=llm_ranks.get((passage_id, "ql")),
+                rc_rank=llm_ranks.get((passage_id, "rc")),
+                fused_rank=llm_ranks.get((passage_id, "rrf"), fused_rank),
+                proposed=label,
+                provenance=provenance,
+                is_seed=passage_id == query.seed_passage_id,
+            )
+        )
+    view.candidates.sort(key=lambda c: (c.fused_rank or 10**6, c.guide_rank or 10**6, c.passage_id))
+    return view
+
+
+def record_judgment(
+    database: Database,
+    query_id: int,
+    annotator: str,
+    decision: str,
+    *,
+    positives: Iterable[int] = (),
+    negatives: Iterable[int] = (),
+    false_negatives: Iterable[int] = (),
+    edited_query: str | None = None,
+    reject_reason: str | None = None,
+    note: str | None = None,
+) -> int:
+    """Append one judgment and return its id.
+
+    - ``accept``: the current proposal is stored as the judgment's positives/negatives
+      (plus any ``false_negatives`` marked).
+    - ``override``: the given positives (at least one), negatives and false negatives.
+    - ``reject``: the query is unanswerable or bad (``reject_reason``); no passages.
+    An ``edited_query`` replaces the query text for training and export.
+    """
+    if decision not in (Decision.ACCEPT, Decision.OVERRIDE, Decision.REJECT):
+        raise JudgmentError(f"decision must be accept, override or reject, got {decision!r}")
+    positives, negatives, false_negatives = list(positives), list(negatives), list(false_negatives)
+    if decision == Decision.REJECT:
+        if reject_reason not in REJECT_REASONS:
+            raise JudgmentError(f"a rejection needs a reason: one of {REJECT_REASONS}")
+        if positives or negatives or false_negatives:
+            raise JudgmentError("a rejected query has no positives or negatives")
+    if decision == Decision.ACCEPT:
+        view = query_view(database, query_id)
+        positives, negatives = view.proposal()
+        if not positives:
+            raise JudgmentError("there is no proposal to accept yet: mine or rerank first")
+    if decision == Decision.OVERRIDE and not positives:
+        raise JudgmentError("an override needs at least one positive passage")
+    marked = positives + negatives + false_negatives
+    if len(set(marked)) != len(marked):
+        raise JudgmentError("a passage can have only one label in a judgment")
+    edited = " ".join(edited_query.split()) if edited_query else None
+    who = annotator_id(database, annotator)
+    with database.sessions() as session, session.begin():
+        query = session.get(GeneratedQuery, query_id)
+        if query is None:
+            raise JudgmentError(f"no query with id {query_id}")
+        if marked:
+            known = set(
+                session.scalars(
+                    select(Passage.id).where(
+                        Passage.id.in_(marked), Passage.project_id == query.project_id
+                    )
+                )
+            )
+            unknown = sorted(set(marked) - known)
+            if unknown:
+                raise JudgmentError(f"passages {unknown} are not in this query's project")
+        judgment = Judgment(
+            query_id=query_id,
+            annotator_id=who,
+            decision=str(decision),
+            edited_query=edited if edited and edited != query.query else None,
+            reject_reason=reject_reason if decision == Decision.REJECT else None,
+            note=note,
+            provenance=Provenance.HUMAN.value,
+        )
+        judgment.passages = (
+            [JudgmentPassage(passage_id=p, label=JudgedLabel.POSITIVE.value) for p in positives]
+            + [JudgmentPassage(passage_id=p, label=JudgedLabel.NEGATIVE.value) for p in negatives]
+            + [
+                JudgmentPassage(passage_id=p, label=JudgedLabel.FALSE_NEGATIVE.value)
+                for p in false_negatives
+            ]
+        )
+        session.add(judgment)
+        session.flush()
+        return judgment.id
+
+
+def undo_last(database: Database, annotator: str) -> int | None:
+    """Retract the annotator's latest effective judgment (appends a ``retract``); returns
+    the retracted judgment's id, or None when there is nothing to undo."""
+    who = annotator_id(database, annotator)
+    with database.sessions() as session, session.begin():
+        retracted = (
+            select(Judgment.retracts_judgment_id)
+            .where(Judgment.retracts_judgment_id.is_not(None))
+            .scalar_subquery()
+        )
+        target = session.scalars(
+            select(Judgment)
+            .where(
+                Judgment.annotator_id == who,
+                Judgment.decision != Decision.RETRACT.value,
+                Judgment.id.not_in(retracted),
+            )
+            .order_by(Judgment.id.desc())
+            .limit(1)
+        ).first()
+        if target is None:
+            return None
+        session.add(
+            Judgment(
+                query_id=target.query_id,
+                annotator_id=who,
+                decision=Decision.RETRACT.value,
+                retracts_judgment_id=target.id,
+                provenance=Provenance.HUMAN.value,
+            )
+        )
+        return target.id
+
+
+def effective_judgments(database: Database, query_id: int) -> dict[str, Judgment]:
+    """annotator username -> their effective judgment on the query (with its passages)."""
+    from sqlalchemy.orm import selectinload
+
+    with database.sessions() as session:
+        retracted = set(
+            session.scalars(
+                select(Judgment.retracts_judgment_id).where(
+                    Judgment.query_id == query_id, Judgment.retracts_judgment_id.is_not(None)
+                )
+            )
+        )
+        rows = session.execute(
+            select(Judgment, Annotator.username)
+            .join(Annotator, Annotator.id == Judgment.annotator_id)
+            .where(Judgment.query_id == query_id)
+            .options(selectinload(Judgment.passages))
+            .order_by(Judgment.id)
+        ).all()
+    latest: dict[str, Judgment] = {}
+    for judgment, username in rows:
+        if judgment.decision == Decision.RETRACT.value or judgment.id in retracted:
+            continue
+        latest[username] = judgment
+    return latest
+
+
+def next_query(
+    database: Database,
+    project: str,
+    annotator: str,
+    queue: str = "not_judged",
+    *,
+    min_annotators: int = 2,
+    after: int | None = None,
+) -> int | None:
+    """The next query id for ``annotator`` in ``queue`` (after query ``after``, if given).
+
+    Queues: ``not_judged`` (by anyone), ``positive_changed`` (the reranker's positive is
+    not the seed), ``low_confidence`` (lowest fusion confidence first), ``fewer_than_n``
+    (effective judgments by fewer than ``min_annotators`` people, not by me),
+    ``judged_by_me``, ``all``. Only mined queries with status ``ok`` are queued.
+    """
+    if queue not in QUEUE_FILTERS:
+        raise JudgmentError(f"queue must be one of {QUEUE_FILTERS}, got {queue!r}")
+    project_id = require_project(database, project)
+    who = annotator_id(database, annotator)
+    retracted = (
+        select(Judgment.retracts_judgment_id)
+        .where(Judgment.retracts_judgment_id.is_not(None))
+        .scalar_subquery()
+    )
+    effective = select(Judgment.query_id, Judgment.annotator_id).where(
+        Judgment.decision != Decision.RETRACT.value, Judgment.id.not_in(retracted)
+    )
+    judged = effective.subquery()
+    mined = select(Candidate.query_id).distinct().scalar_subquery()
+    statement = select(GeneratedQuery.id).where(
+        GeneratedQuery.project_id == project_id,
+        GeneratedQuery.status == QueryStatus.OK.value,
+        GeneratedQuery.id.in_(mined),
+    )
+    order = [GeneratedQuery.id]
+    if queue == "not_judged":
+        statement = statement.where(GeneratedQuery.id.not_in(select(judged.c.query_id)))
+    elif queue == "judged_by_me":
+        statement = statement.where(
+            GeneratedQuery.id.in_(select(judged.c.query_id).where(judged.c.annotator_id == who))
+        )
+    elif queue == "fewer_than_n":
+        counts = (
+            select(judged.c.query_id)
+            .group_by(judged.c.query_id)
+            .having(func.count(func.distinct(judged.c.annotator_id)) >= min_annotators)
+        )
+        statement = statement.where(
+            GeneratedQuery.id.not_in(counts),
+            GeneratedQuery.id.not_in(select(judged.c.query_id).where(judged.c.annotator_id == who)),
+        )
+    elif queue in ("positive_changed", "low_confidence"):
+        positive = (
+            select(ProposedLabel.query_id, func.max(ProposedLabel.id).label("label_id"))
+            .where(
+                ProposedLabel.label == "positive", ProposedLabel.provenance == Provenance.LLM.value
+            )
+            .group_by(ProposedLabel.query_id)
+            .subquery()
+        )
+        statement = statement.join(positive, positive.c.query_id == GeneratedQuery.id).join(
+            ProposedLabel, ProposedLabel.id == positive.c.label_id
+        )
+        if queue == "positive_changed":
+            statement = statement.where(ProposedLabel.differs_from_seed.is_(True))
+        else:
+            order = [ProposedLabel.confidence, GeneratedQuery.id]
+    if after is not None and order == [GeneratedQuery.id]:
+        statement = statement.where(GeneratedQuery.id > after)
+    with database.sessions() as session:
+        ids = list(session.scalars(statement.order_by(*order)))
+    if after is not None and order != [GeneratedQuery.id] and after in ids:
+        ids = ids[ids.index(after) + 1 :]
+    return ids[0] if ids else None

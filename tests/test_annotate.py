@@ -1,0 +1,231 @@
+"""Annotation actions on a real SQLite file: every action appends rows, nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import threading
+from types import SimpleNamespace
+
+import litellm
+import pytest
+from conftest import add_queries, write
+from sqlalchemy import func, select
+
+from curator.llm.client import LLMClient, LLMSettings
+from curator.services.annotate import (
+    JudgmentError,
+    effective_judgments,
+    next_query,
+    query_view,
+    record_judgment,
+    undo_last,
+)
+from curator.services.ingest import ingest_path
+from curator.services.mine import MineOptions, mine_candidates
+from curator.services.rerank import RerankOptions, rerank_queries
+from db.models import Judgment, JudgmentPassage, Passage
+
+DOCS = [
+    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
+    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
+    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
+    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
+    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
+]
+
+
+@pytest.fixture
+def project(database, tmp_path, guide_model):
+    rows = [{"_id": i, "title": t, "text": x} for i, t, x in DOCS]
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
+    ids = add_queries(
+        database,
+        "p",
+        [
+            ("drink made from tea leaves", "greentea"),
+            ("memory safe programming language", "rust"),
+            ("the red planet", "mars"),
+        ],
+    )
+    mine_candidates(database, "p", tmp_path / "data", MineOptions(top_n=5), guide=guide_model)
+    client = LLMClient(LLMSettings(model="openai/m"))
+    client._litellm = SimpleNamespace(completion=None, completion_cost=litellm.completion_cost)
+    rerank_queries(database, "p", client, RerankOptions(methods=("guide",), negative_rank=3))
+    with database.sessions() as session:
+        passages = dict(session.execute(select(Passage.external_id, Passage.id)).all())
+    return SimpleNamespace(db=database, queries=ids, p=passages)
+
+
+def marked(database, judgment_id):
+    with database.sessions() as session:
+        rows = session.execute(
+            select(Passage.external_id, JudgmentPassage.label)
+            .join(Passage, Passage.id == JudgmentPassage.passage_id)
+            .where(JudgmentPassage.judgment_id == judgment_id)
+        ).all()
+    return {(e, label) for e, label in rows}
+
+
+def test_query_view_shows_scores_ranks_and_the_proposal(project):
+    view = query_view(project.db, project.queries[0])
+    assert view.query == "drink made from tea leaves"
+    assert view.seed_passage_id == project.p["greentea"]
+    first = view.candidates[0]
+    assert (first.external_id, first.fused_rank, first.proposed, first.provenance) == (
+        "tea",
+        1,
+        "positive",
+        "llm",
+    )
+    assert view.positive_changed and 0 <= view.confidence <= 1
+    seed = next(c for c in view.candidates if c.is_seed)
+    assert seed.external_id == "greentea" and seed.guide_rank is not None
+    assert all(c.bm25_rank is None or c.bm25_rank >= 1 for c in view.candidates)
+
+
+def test_accept_stores_the_proposal_it_accepted(project):
+    judgment = record_judgment(project.db, project.queries[0], "ann", "accept")
+    positives, negatives = query_view(project.db, project.queries[0]).proposal()
+    stored = marked(project.db, judgment)
+    assert {(e, lab) for e, lab in stored if lab == "positive"} == {("tea", "positive")}
+    assert len(stored) == len(positives) + len(negatives)
+
+
+def test_override_with_several_positives_negatives_and_false_negatives(project):
+    judgment = record_judgment(
+        project.db,
+        project.queries[0],
+        "ann",
+        "override",
+        positives=[project.p["tea"], project.p["greentea"]],
+        negatives=[project.p["mars"]],
+        false_negatives=[project.p["coffee"]],
+        note="both tea passages answer it",
+    )
+    assert marked(project.db, judgment) == {
+        ("tea", "positive"),
+        ("greentea", "positive"),
+        ("mars", "negative"),
+        ("coffee", "false_negative"),
+    }
+    with project.db.sessions() as session:
+        row = session.get(Judgment, judgment)
+    assert (row.decision, row.note) == ("override", "both tea passages answer it")
+
+
+def test_reject_needs_a_reason_and_stores_it(project):
+    with pytest.raises(JudgmentError, match="reason"):
+        record_judgment(project.db, project.queries[2], "ann", "reject")
+    judgment = record_judgment(
+        project.db, project.queries[2], "ann", "reject", reject_reason="bad_query"
+    )
+    with project.db.sessions() as session:
+        row = session.get(Judgment, judgment)
+    assert (row.decision, row.reject_reason) == ("reject", "bad_query")
+    assert marked(project.db, judgment) == set()
+
+
+def test_edited_query_is_kept_with_the_judgment(project):
+    judgment = record_judgment(
+        project.db,
+        project.queries[1],
+        "ann",
+        "accept",
+        edited_query="  which   language is memory safe ",
+    )
+    with project.db.sessions() as session:
+        assert session.get(Judgment, judgment).edited_query == "which language is memory safe"
+
+
+def test_undo_appends_a_retraction_and_history_stays(project):
+    first = record_judgment(project.db, project.queries[0], "ann", "accept")
+    second = record_judgment(
+        project.db, project.queries[1], "ann", "reject", reject_reason="unanswerable"
+    )
+    assert undo_last(project.db, "ann") == second
+    assert undo_last(project.db, "ann") == first
+    assert undo_last(project.db, "ann") is None
+    with project.db.sessions() as session:
+        decisions = list(session.scalars(select(Judgment.decision).order_by(Judgment.id)))
+    assert decisions == ["accept", "reject", "retract", "retract"]
+    assert effective_judgments(project.db, project.queries[0]) == {}
+
+
+def test_effective_judgment_is_the_latest_per_annotator(project):
+    record_judgment(project.db, project.queries[0], "ann", "accept")
+    later = record_judgment(project.db, project.queries[0], "ann", "reject", reject_reason="other")
+    record_judgment(project.db, project.queries[0], "bob", "accept")
+    effective = effective_judgments(project.db, project.queries[0])
+    assert set(effective) == {"ann", "bob"} and effective["ann"].id == later
+
+
+def test_bad_judgments_are_refused_and_store_nothing(project):
+    q = project.queries[0]
+    with pytest.raises(JudgmentError, match="at least one positive"):
+        record_judgment(project.db, q, "ann", "override", negatives=[project.p["mars"]])
+    with pytest.raises(JudgmentError, match="only one label"):
+        record_judgment(
+            project.db,
+            q,
+            "ann",
+            "override",
+            positives=[project.p["tea"]],
+            negatives=[project.p["tea"]],
+        )
+    with pytest.raises(JudgmentError, match="not in this query's project"):
+        record_judgment(project.db, q, "ann", "override", positives=[999_999])
+    with pytest.raises(JudgmentError, match="decision"):
+        record_judgment(project.db, q, "ann", "maybe")
+    with pytest.raises(JudgmentError, match="annotator"):
+        record_judgment(project.db, q, " ", "accept")
+    with project.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Judgment)) == 0
+
+
+def test_queues(project):
+    q1, q2, q3 = project.queries
+    assert next_query(project.db, "p", "ann") == q1
+    assert next_query(project.db, "p", "ann", after=q1) == q2
+    assert next_query(project.db, "p", "ann", "positive_changed") == q1
+    record_judgment(project.db, q1, "ann", "accept")
+    assert next_query(project.db, "p", "ann") == q2
+    assert next_query(project.db, "p", "ann", "judged_by_me") == q1
+    assert next_query(project.db, "p", "bob", "fewer_than_n") == q1  # ann alone judged it
+    assert next_query(project.db, "p", "ann", "fewer_than_n") == q2  # not mine again
+    record_judgment(project.db, q1, "bob", "accept")
+    assert next_query(project.db, "p", "carl", "fewer_than_n") == q2  # q1 has 2 now
+    low = next_query(project.db, "p", "ann", "low_confidence")
+    assert low in (q1, q2, q3)
+    undo_last(project.db, "ann")
+    assert next_query(project.db, "p", "ann", "judged_by_me") is None
+
+
+def test_twenty_concurrent_annotators_lose_nothing(project):
+    errors = []
+
+    def annotate(worker: int) -> None:
+        try:
+            for i in range(50):
+                query = project.queries[(worker + i) % 3]
+                record_judgment(
+                    project.db,
+                    query,
+                    f"annotator-{worker}",
+                    "override",
+                    positives=[project.p["tea"]],
+                    negatives=[project.p["mars"]],
+                    note=f"{worker}:{i}",
+                )
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=annotate, args=(w,)) for w in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with project.db.sessions() as session:
+        notes = list(session.scalars(select(Judgment.note)))
+        passages = session.scalar(select(func.count()).select_from(JudgmentPassage))
+    assert len(notes) == 1000 and len(set(notes)) == 1000 and passages == 2000
