@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# before any test module imports litellm: use its bundled price map, fetch nothing
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
 import pytest
 
 from db import Database, open_database

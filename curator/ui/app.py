@@ -8,7 +8,9 @@ from pathlib import Path
 import gradio as gr
 
 from curator.progress import CallbackProgress
+from curator.services.annotate import QUEUE_FILTERS, REJECT_REASONS
 from curator.services.projects import require_project
+from curator.ui import annotation
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
@@ -50,6 +52,48 @@ becomes the proposed positive, often not the seed. The embedded model needs roug
 0.2-0.4 s per candidate on 2 cores, so the app scores the top {DEMO_RERANK_TOP_K}; use
 `curator rerank --top-k 20` for Gecko's setting on the whole set.
 """
+
+
+ANNOTATE_HELP = """\
+Accept the proposal, or override it: tick the right positives (one or more), negatives
+and false negatives (passages that answer the query but were proposed as negatives),
+then *Override*. *Reject* marks a query as unanswerable or bad. You may fix the query
+text before deciding. Keyboard (outside text fields): **a** accept, **r** reject,
+**s** or **n** skip to the next, **u** undo your last judgment.
+"""
+
+SHORTCUTS = """
+<script>
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(target && target.tagName);
+  if (typing || (target && target.isContentEditable)) return;
+  const ids = {a: "accept-button", r: "reject-button", s: "skip-button",
+               n: "skip-button", u: "undo-button"};
+  const id = ids[event.key.toLowerCase()];
+  const button = id && document.getElementById(id);
+  if (button) { event.preventDefault(); button.click(); }
+});
+</script>
+"""
+
+
+def _annotation_outputs(page: annotation.AnnotationPage) -> tuple:
+    """The Annotate tab's component values for ``page`` (choices reset per query)."""
+    choices = gr.update(choices=page.choices, value=[])
+    return (
+        page.query_id,
+        page.header,
+        page.task,
+        page.query,
+        page.seed_text,
+        page.rows,
+        choices,
+        choices,
+        choices,
+        page.message,
+    )
 
 
 def build_ui(database: Database, project: str, data_dir: Path | str = "data") -> gr.Blocks:
@@ -100,6 +144,30 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
             database, project, data_dir, model, methods, top_k, k, progress=CallbackProgress(report)
         )
 
+    def show(annotator, queue):
+        return _annotation_outputs(annotation.show(database, project, annotator, queue))
+
+    def act(action):
+        def handler(
+            annotator, queue, query_id, edited, positives, negatives, false_negatives, reason
+        ):
+            page = annotation.act(
+                database,
+                project,
+                annotator,
+                queue,
+                query_id,
+                action,
+                edited_query=edited,
+                positives=positives,
+                negatives=negatives,
+                false_negatives=false_negatives,
+                reject_reason=reason,
+            )
+            return _annotation_outputs(page)
+
+        return handler
+
     with gr.Blocks(title="curator") as app:
         gr.Markdown("# curator · embedding-data workbench")
         summary = gr.Markdown()
@@ -117,6 +185,36 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
             )
             detail = gr.Textbox(label="Passage", lines=12, interactive=False)
             refresh = gr.Button("Refresh")
+        with gr.Tab("Annotate"):
+            gr.Markdown(ANNOTATE_HELP)
+            with gr.Row():
+                annotator = gr.Textbox(label="Annotator", value="annotator", scale=1)
+                queue = gr.Dropdown(list(QUEUE_FILTERS), value="not_judged", label="Queue", scale=1)
+                load = gr.Button("Load next", scale=0)
+            current = gr.State(None)
+            header = gr.Markdown()
+            task_box = gr.Textbox(label="Task", interactive=False)
+            query_box = gr.Textbox(label="Query (edit to fix it)", interactive=True)
+            seed_box = gr.Textbox(label="Seed passage", lines=4, interactive=False)
+            candidates_table = gr.Dataframe(
+                headers=annotation.CANDIDATE_COLUMNS,
+                datatype=["str"] * len(annotation.CANDIDATE_COLUMNS),
+                interactive=False,
+                wrap=True,
+                label="Candidates",
+            )
+            with gr.Row():
+                chosen_positives = gr.CheckboxGroup([], label="Positives")
+                chosen_negatives = gr.CheckboxGroup([], label="Negatives")
+                chosen_false = gr.CheckboxGroup([], label="False negatives")
+            reason = gr.Radio(list(REJECT_REASONS), value="unanswerable", label="Reason to reject")
+            with gr.Row():
+                accept = gr.Button("Accept (a)", variant="primary", elem_id="accept-button")
+                override = gr.Button("Override", elem_id="override-button")
+                reject = gr.Button("Reject (r)", variant="stop", elem_id="reject-button")
+                skip = gr.Button("Skip (s)", elem_id="skip-button")
+                undo = gr.Button("Undo (u)", elem_id="undo-button")
+            message = gr.Markdown()
         with gr.Tab("Pipeline"):
             gr.Markdown("### 1 · Generate queries")
             gr.Markdown(GENERATE_HELP)
@@ -192,6 +290,42 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
             outputs=generate_result,
             api_name="generate",
         ).then(queries, outputs=generated).then(overview, outputs=summary)
+        page_outputs = [
+            current,
+            header,
+            task_box,
+            query_box,
+            seed_box,
+            candidates_table,
+            chosen_positives,
+            chosen_negatives,
+            chosen_false,
+            message,
+        ]
+        gr.on(
+            triggers=[load.click, queue.change],
+            fn=show,
+            inputs=[annotator, queue],
+            outputs=page_outputs,
+        )
+        action_inputs = [
+            annotator,
+            queue,
+            current,
+            query_box,
+            chosen_positives,
+            chosen_negatives,
+            chosen_false,
+            reason,
+        ]
+        for button, action in (
+            (accept, "accept"),
+            (override, "override"),
+            (reject, "reject"),
+            (skip, "skip"),
+            (undo, "undo"),
+        ):
+            button.click(act(action), inputs=action_inputs, outputs=page_outputs, api_name=action)
         rerank_button.click(
             rerank,
             inputs=[rerank_model, methods, rerank_top_k, rrf_k],
@@ -218,4 +352,4 @@ def launch(
     """Build the app for ``project`` and serve it until interrupted."""
     require_project(database, project)
     app = build_ui(database, project, data_dir)
-    app.queue().launch(server_name=host, server_port=port, show_error=True)
+    app.queue().launch(server_name=host, server_port=port, show_error=True, head=SHORTCUTS)
