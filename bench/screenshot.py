@@ -1,9 +1,10 @@
-"""Save a screenshot of the app on the demo project to assets/ (for the README).
+"""Save screenshots of the app on the demo project to assets/ (for the README).
 
-    python bench/screenshot.py            # writes assets/passages.png
+    python bench/screenshot.py     # writes assets/passages.png and assets/annotate.png
 
-Starts `curator serve --demo` on a free port in a temporary data folder, opens it in
-headless Chromium (/usr/bin/chromium), searches the passages and takes the picture.
+Prepares a temporary data folder with the demo project and a few generated, mined and
+reranked queries (the app's own handlers, 6 passages), starts `curator serve --demo` on a
+free port, opens it in headless Chromium (/usr/bin/chromium) and takes the pictures.
 """
 
 from __future__ import annotations
@@ -27,6 +28,21 @@ ARGS = [
 ]
 
 
+def prepare(data: Path) -> None:
+    """The demo project with 6 generated, mined and reranked queries in ``data``."""
+    from curator.services.demo import ensure_demo_project
+    from curator.ui.handlers import run_generation, run_mining, run_reranking
+    from db import open_database
+    from db.session import sqlite_url
+
+    database = open_database(sqlite_url(data / "curator.db"))
+    ensure_demo_project(database, "demo")
+    run_generation(database, "demo", data, "local/gemma3-270m", 6, 1, 1)
+    run_mining(database, "demo", data, 30, 1, 0.95)
+    run_reranking(database, "demo", data, "local/gemma3-270m", ["ql", "guide"], 10, 0)
+    database.dispose()
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -34,6 +50,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = Path(tempfile.mkdtemp(prefix="curator-shot-"))
+    prepare(data)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -70,8 +87,15 @@ def main() -> None:
             time.sleep(1.5)
             out = ROOT / "assets" / "passages.png"
             page.screenshot(path=str(out), full_page=True)
-            browser.close()
             print(f"wrote {out}")
+            page.get_by_role("tab", name="Annotate").click()
+            page.get_by_role("button", name="Load next").click()
+            page.get_by_text("Query #").first.wait_for(timeout=30_000)
+            time.sleep(1.0)
+            out = ROOT / "assets" / "annotate.png"
+            page.screenshot(path=str(out), full_page=True)
+            print(f"wrote {out}")
+            browser.close()
     finally:
         server.terminate()
         server.wait(timeout=20)

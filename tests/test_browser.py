@@ -176,3 +176,32 @@ def test_generate_mine_and_rerank_buttons_run_the_pipeline(app_url, browser):
     page.get_by_text(re.compile(r"^reranked [0-2] queries \(\d+ pairs\)")).wait_for(timeout=180_000)
     assert page.evaluate("window.__xss") is None
     page.close()
+
+
+def test_annotate_with_mouse_and_keyboard_and_judgments_persist(app_url, browser, tmp_path):
+    """Runs after the pipeline test above, which generated, mined and reranked 2 queries."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(app_url)
+    page.get_by_role("tab", name="Annotate").click()
+    page.get_by_label("Annotator").fill("ann")
+    page.get_by_role("button", name="Load next").click()
+    page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
+
+    page.get_by_role("button", name="Accept (a)").click()  # mouse
+    page.get_by_text(re.compile(r"Saved judgment #\d+ \(accept\)")).wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus outside the text fields
+    page.keyboard.press("r")  # keyboard: reject
+    page.get_by_text(re.compile(r"Saved judgment #\d+ \(reject\)")).wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "annotate.png"), full_page=True)
+
+    # reload: both judgments are there, in the "judged by me" queue
+    page.reload()
+    page.get_by_role("tab", name="Annotate").click()
+    page.get_by_label("Annotator").fill("ann")
+    queue = page.get_by_label("Queue")
+    queue.click()
+    page.get_by_role("option", name="judged_by_me").click()
+    page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
+    assert page.evaluate("window.__xss") is None
+    page.close()

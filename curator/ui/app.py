@@ -325,7 +325,9 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
             (skip, "skip"),
             (undo, "undo"),
         ):
-            button.click(act(action), inputs=action_inputs, outputs=page_outputs, api_name=action)
+            button.click(
+                act(action), inputs=action_inputs, outputs=page_outputs, api_name=action
+            ).then(overview, outputs=summary)
         rerank_button.click(
             rerank,
             inputs=[rerank_model, methods, rerank_top_k, rrf_k],
