@@ -240,11 +240,17 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.services.auth import has_accounts
     from curator.ui.network import check_bind_address
 
-    check_bind_address(args.host)
     project = settings.project
     database = _open(settings)
+    if args.login and not has_accounts(database):
+        raise ValueError(
+            "--login needs annotator accounts: add one with `curator annotator add NAME`"
+        )
+    if not args.login:
+        check_bind_address(args.host)
     if args.demo:
         from curator.services.demo import ensure_demo_project
 
@@ -254,7 +260,28 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             print(report.summary())
     from curator.ui.app import launch
 
-    launch(database, project, data_dir=settings.data_dir, host=args.host, port=args.port)
+    launch(
+        database,
+        project,
+        data_dir=settings.data_dir,
+        host=args.host,
+        port=args.port,
+        login=args.login,
+    )
+    return 0
+
+
+def cmd_annotator_add(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from curator.services.auth import set_password
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+    set_password(_open(settings), args.name, password)
+    print(f"annotator {args.name!r} can log in (curator serve --login)")
     return 0
 
 
@@ -471,7 +498,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the embedded demo project (Python language reference), "
         "ingesting it on first use",
     )
+    serve.add_argument(
+        "--login",
+        action="store_true",
+        help="require annotators to log in (accounts: curator annotator add); "
+        "needed to listen on a non-loopback address",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    annotator = commands.add_parser("annotator", help="manage annotator accounts")
+    annotator_commands = annotator.add_subparsers(dest="annotator_command", required=True)
+    add = annotator_commands.add_parser("add", help="create an account or set its password")
+    add.add_argument("name")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of prompting",
+    )
+    add.set_defaults(func=cmd_annotator_add)
     return parser
 
 

@@ -205,3 +205,98 @@ def test_annotate_with_mouse_and_keyboard_and_judgments_persist(app_url, browser
     page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
     assert page.evaluate("window.__xss") is None
     page.close()
+
+
+@pytest.fixture(scope="module")
+def login_url(tmp_path_factory, guide_model):
+    """An app behind a login with one account (ann) and two mined queries."""
+    from conftest import add_queries
+
+    from curator.services.auth import set_password
+    from curator.services.mine import MineOptions, mine_candidates
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    data_dir = tmp_path_factory.mktemp("login") / "data"
+    corpus = write(
+        data_dir.parent / "corpus.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"_id": "tea", "title": "Tea", "text": "Tea is brewed from cured tea leaves."},
+                {"_id": "mars", "title": "Mars", "text": "Mars is the fourth planet from the Sun."},
+                {"_id": "oak", "title": "Oak", "text": "Oaks are trees that bear acorns."},
+            ]
+        ),
+    )
+    database = open_database(sqlite_url(data_dir / "curator.db"))
+    ingest_path(database, "default", corpus)
+    add_queries(database, "default", [("drink from leaves", "tea"), ("red planet", "mars")])
+    mine_candidates(database, "default", data_dir, MineOptions(top_n=3), guide=guide_model)
+    set_password(database, "ann", "ann-password")
+    database.dispose()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "curator.cli",
+            "--data-dir",
+            str(data_dir),
+            "serve",
+            "--login",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}/", data_dir
+    server.terminate()
+    server.wait(timeout=20)
+
+
+def test_login_then_judgments_are_stored_under_the_logged_in_annotator(login_url, browser):
+    from sqlalchemy import select
+
+    from db.models import Annotator, Judgment
+
+    url, data_dir = login_url
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page.goto(url)
+    page.get_by_label("username").fill("ann")
+    page.get_by_label("password").fill("wrong-password")
+    page.get_by_role("button", name="Login").click()
+    page.get_by_text("Incorrect", exact=False).wait_for(timeout=15_000)
+    page.get_by_label("username").fill("ann")  # the failed attempt cleared it
+    page.get_by_label("password").fill("ann-password")
+    page.get_by_role("button", name="Login").click()
+    page.get_by_role("tab", name="Annotate").click(timeout=30_000)
+    annotator = page.get_by_label("Annotator")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input,textarea')].some(e => e.value === 'ann')"
+    )
+    assert annotator.is_disabled() or not annotator.is_editable()
+    page.get_by_role("button", name="Load next").click()
+    page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("a")
+    page.get_by_text(re.compile(r"Saved judgment #\d+ \(accept\)")).wait_for(timeout=30_000)
+    page.close()
+    database = open_database(sqlite_url(data_dir / "curator.db"))
+    with database.sessions() as session:
+        who = session.execute(
+            select(Annotator.username, Judgment.decision).join(
+                Judgment, Judgment.annotator_id == Annotator.id
+            )
+        ).all()
+    database.dispose()
+    assert [tuple(r) for r in who] == [("ann", "accept")]

@@ -96,7 +96,9 @@ def _annotation_outputs(page: annotation.AnnotationPage) -> tuple:
     )
 
 
-def build_ui(database: Database, project: str, data_dir: Path | str = "data") -> gr.Blocks:
+def build_ui(
+    database: Database, project: str, data_dir: Path | str = "data", *, login: bool = False
+) -> gr.Blocks:
     """The app's Blocks: overview and passages; the pipeline page (generation)."""
     data_dir = Path(data_dir)
     overview = partial(overview_markdown, database, project)
@@ -144,17 +146,35 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
             database, project, data_dir, model, methods, top_k, k, progress=CallbackProgress(report)
         )
 
-    def show(annotator, queue):
-        return _annotation_outputs(annotation.show(database, project, annotator, queue))
+    def who(annotator: str, request: gr.Request | None) -> str:
+        # with login, judgments are always stored under the logged-in user
+        if login and request is not None and request.username:
+            return request.username
+        return annotator
+
+    def show(annotator, queue, request: gr.Request):
+        name = who(annotator, request)
+        return _annotation_outputs(annotation.show(database, project, name, queue))
+
+    def logged_in(request: gr.Request):
+        return who("annotator", request)
 
     def act(action):
         def handler(
-            annotator, queue, query_id, edited, positives, negatives, false_negatives, reason
+            annotator,
+            queue,
+            query_id,
+            edited,
+            positives,
+            negatives,
+            false_negatives,
+            reason,
+            request: gr.Request,
         ):
             page = annotation.act(
                 database,
                 project,
-                annotator,
+                who(annotator, request),
                 queue,
                 query_id,
                 action,
@@ -188,7 +208,9 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
         with gr.Tab("Annotate"):
             gr.Markdown(ANNOTATE_HELP)
             with gr.Row():
-                annotator = gr.Textbox(label="Annotator", value="annotator", scale=1)
+                annotator = gr.Textbox(
+                    label="Annotator", value="annotator", scale=1, interactive=not login
+                )
                 queue = gr.Dropdown(list(QUEUE_FILTERS), value="not_judged", label="Queue", scale=1)
                 load = gr.Button("Load next", scale=0)
             current = gr.State(None)
@@ -302,6 +324,8 @@ def build_ui(database: Database, project: str, data_dir: Path | str = "data") ->
             chosen_false,
             message,
         ]
+        if login:
+            app.load(logged_in, outputs=annotator)
         gr.on(
             triggers=[load.click, queue.change],
             fn=show,
@@ -350,8 +374,23 @@ def launch(
     data_dir: Path | str = "data",
     host: str = "127.0.0.1",
     port: int = 7860,
+    login: bool = False,
 ) -> None:
-    """Build the app for ``project`` and serve it until interrupted."""
+    """Build the app for ``project`` and serve it until interrupted; with ``login``, only
+    annotators with a password (``curator annotator add``) get in."""
+    from curator.services.auth import check_login
+
     require_project(database, project)
-    app = build_ui(database, project, data_dir)
-    app.queue().launch(server_name=host, server_port=port, show_error=True, head=SHORTCUTS)
+    app = build_ui(database, project, data_dir, login=login)
+
+    def authenticate(username: str, password: str) -> bool:
+        return check_login(database, username, password)
+
+    app.queue().launch(
+        server_name=host,
+        server_port=port,
+        show_error=True,
+        head=SHORTCUTS,
+        auth=authenticate if login else None,
+        auth_message="curator: log in with your annotator account",
+    )
