@@ -229,3 +229,24 @@ def test_twenty_concurrent_annotators_lose_nothing(project):
         notes = list(session.scalars(select(Judgment.note)))
         passages = session.scalar(select(func.count()).select_from(JudgmentPassage))
     assert len(notes) == 1000 and len(set(notes)) == 1000 and passages == 2000
+
+
+def test_agreement_report(project):
+    from curator.services.annotate import agreement_report
+
+    q1, q2, q3 = project.queries
+    mars, rust = project.p["mars"], project.p["rust"]
+    for name in ("ann", "bob"):
+        record_judgment(project.db, q1, name, "accept")  # both keep the LLM's tea
+        record_judgment(project.db, q2, name, "override", positives=[rust])
+    record_judgment(project.db, q3, "ann", "override", positives=[mars])
+    record_judgment(project.db, q3, "bob", "reject", reject_reason="bad_query")
+    report = agreement_report(project.db, "p")
+    assert report.queries_with_several == 3
+    ((a, b, kappa, shared),) = report.pairs
+    assert (a, b, shared) == ("ann", "bob", 3) and kappa == pytest.approx(0.5714, abs=1e-4)
+    assert report.alpha is not None and 0 < report.alpha < 1
+    by_name = {name: (judged, with_llm, rate) for name, judged, with_llm, rate in report.annotators}
+    # the reranker proposed tea, rust and mars (guide-only fusion): ann kept all 3
+    assert by_name["ann"] == (3, 3, 1.0) and by_name["bob"] == (3, 3, pytest.approx(2 / 3))
+    assert report.llm_accepted == pytest.approx(5 / 6)

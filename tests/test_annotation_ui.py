@@ -118,3 +118,15 @@ def test_corpus_markup_stays_text_in_the_page(db):
     text_cells = [row[-1] for row in page.rows]
     assert any("<script>alert(1)</script>" in cell for cell in text_cells)  # shown as text
     assert "<" not in page.header and "<" not in page.message
+
+
+def test_agreement_tables(db):
+    from curator.ui.annotation import agreement_tables
+
+    page = show(db, "p", "<i>ann</i>", "not_judged")
+    act(db, "p", "<i>ann</i>", "not_judged", page.query_id, "accept")
+    act(db, "p", "bob", "all", page.query_id, "accept")
+    summary, people, pairs = agreement_tables(db, "p")
+    assert "over 1 queries" in summary and "**1.000**" in summary  # both kept the LLM's
+    assert [row[0] for row in people] == ["<i>ann</i>", "bob"]  # Dataframe cells are text
+    assert pairs[0][3] == 1

@@ -204,6 +204,11 @@ def test_annotate_with_mouse_and_keyboard_and_judgments_persist(app_url, browser
     page.get_by_role("option", name="judged_by_me").click()
     page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
     assert page.evaluate("window.__xss") is None
+
+    page.get_by_role("tab", name="Agreement").click()
+    page.get_by_role("button", name="Refresh").last.click()
+    page.get_by_text("Krippendorff's alpha").wait_for(timeout=30_000)
+    page.locator("[role=gridcell]", has_text="ann").first.wait_for(timeout=30_000)
     page.close()
 
 

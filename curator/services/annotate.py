@@ -398,3 +398,84 @@ def next_query(
     if after is not None and order != [GeneratedQuery.id] and after in ids:
         ids = ids[ids.index(after) + 1 :]
     return ids[0] if ids else None
+
+
+@dataclass
+class AgreementReport:
+    """Human-human and LLM-human agreement on a project's effective judgments."""
+
+    alpha: float | None
+    queries_with_several: int
+    pairs: list[tuple[str, str, float | None, int]]
+    annotators: list[tuple[str, int, int, float | None]]  # name, judged, with LLM, accepted
+    llm_accepted: float | None
+
+
+def _label(judgment: Judgment) -> str:
+    if judgment.decision == Decision.REJECT.value:
+        return "reject"
+    positives = sorted(p.passage_id for p in judgment.passages if p.label == "positive")
+    return "pos:" + ",".join(map(str, positives))
+
+
+def agreement_report(database: Database, project: str) -> AgreementReport:
+    """Krippendorff's alpha over all annotators, Cohen's kappa per pair, and how often each
+    annotator kept the LLM's proposed positive (overall and per annotator)."""
+    from sqlalchemy.orm import selectinload
+
+    from curator.pipeline.agreement import krippendorff_alpha, pairwise_kappa
+
+    project_id = require_project(database, project)
+    with database.sessions() as session:
+        retracted = set(
+            session.scalars(
+                select(Judgment.retracts_judgment_id).where(
+                    Judgment.retracts_judgment_id.is_not(None)
+                )
+            )
+        )
+        rows = session.execute(
+            select(Judgment, Annotator.username)
+            .join(Annotator, Annotator.id == Judgment.annotator_id)
+            .join(GeneratedQuery, GeneratedQuery.id == Judgment.query_id)
+            .where(GeneratedQuery.project_id == project_id)
+            .options(selectinload(Judgment.passages))
+            .order_by(Judgment.id)
+        ).all()
+        llm_positive: dict[int, int] = {}
+        for query_id, passage_id in session.execute(
+            select(ProposedLabel.query_id, ProposedLabel.passage_id)
+            .join(GeneratedQuery, GeneratedQuery.id == ProposedLabel.query_id)
+            .where(
+                GeneratedQuery.project_id == project_id,
+                ProposedLabel.label == "positive",
+                ProposedLabel.provenance == Provenance.LLM.value,
+            )
+            .order_by(ProposedLabel.id)
+        ):
+            llm_positive[query_id] = passage_id  # the newest rerank wins
+    effective: dict[int, dict[str, Judgment]] = {}
+    for judgment, username in rows:
+        if judgment.decision == Decision.RETRACT.value or judgment.id in retracted:
+            continue
+        effective.setdefault(judgment.query_id, {})[username] = judgment
+    units = {q: {name: _label(j) for name, j in by.items()} for q, by in effective.items()}
+    stats: dict[str, list[int]] = {}
+    for query_id, by in effective.items():
+        for name, judgment in by.items():
+            entry = stats.setdefault(name, [0, 0, 0])
+            entry[0] += 1
+            if query_id in llm_positive:
+                entry[1] += 1
+                positives = {p.passage_id for p in judgment.passages if p.label == "positive"}
+                entry[2] += llm_positive[query_id] in positives
+    with_llm = sum(v[1] for v in stats.values())
+    return AgreementReport(
+        alpha=krippendorff_alpha(units),
+        queries_with_several=sum(1 for by in units.values() if len(by) > 1),
+        pairs=[(a, b, kappa, n) for (a, b), (kappa, n) in pairwise_kappa(units).items()],
+        annotators=[
+            (name, v[0], v[1], v[2] / v[1] if v[1] else None) for name, v in sorted(stats.items())
+        ],
+        llm_accepted=sum(v[2] for v in stats.values()) / with_llm if with_llm else None,
+    )

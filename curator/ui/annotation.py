@@ -176,3 +176,26 @@ def act(
         after=after,
         message=f"Saved judgment #{judgment} ({action}) on query #{query_id}.",
     )
+
+
+def agreement_tables(database: Database, project: str) -> tuple[str, list[list], list[list]]:
+    """(summary Markdown, per-annotator rows, annotator-pair rows) for the Agreement tab."""
+    from curator.services.annotate import agreement_report
+
+    report = agreement_report(database, project)
+
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    summary = (
+        f"Krippendorff's alpha (nominal; a judgment = reject or its set of positives): "
+        f"**{number(report.alpha)}** over {report.queries_with_several} queries judged by "
+        f"several annotators. The LLM's proposed positive was kept in "
+        f"**{number(report.llm_accepted)}** of the judgments on reranked queries."
+    )
+    # Dataframe cells render as text, so names go in as they are (no HTML escaping)
+    people = [
+        [name, judged, with_llm, number(rate)] for name, judged, with_llm, rate in report.annotators
+    ]
+    pairs = [[a, b, number(kappa), shared] for a, b, kappa, shared in report.pairs]
+    return summary, people, pairs

@@ -237,6 +237,21 @@ def build_ui(
                 skip = gr.Button("Skip (s)", elem_id="skip-button")
                 undo = gr.Button("Undo (u)", elem_id="undo-button")
             message = gr.Markdown()
+        with gr.Tab("Agreement"):
+            agreement_summary = gr.Markdown()
+            agreement_people = gr.Dataframe(
+                headers=["annotator", "queries judged", "of them reranked", "LLM positive kept"],
+                datatype=["str", "number", "number", "str"],
+                interactive=False,
+                label="Per annotator",
+            )
+            agreement_pairs = gr.Dataframe(
+                headers=["annotator", "annotator", "Cohen's kappa", "shared queries"],
+                datatype=["str", "str", "str", "number"],
+                interactive=False,
+                label="Per pair of annotators",
+            )
+            agreement_refresh = gr.Button("Refresh")
         with gr.Tab("Pipeline"):
             gr.Markdown("### 1 · Generate queries")
             gr.Markdown(GENERATE_HELP)
@@ -324,6 +339,12 @@ def build_ui(
             chosen_false,
             message,
         ]
+        agreement = partial(annotation.agreement_tables, database, project)
+        gr.on(
+            triggers=[app.load, agreement_refresh.click],
+            fn=agreement,
+            outputs=[agreement_summary, agreement_people, agreement_pairs],
+        )
         if login:
             app.load(logged_in, outputs=annotator)
         gr.on(
