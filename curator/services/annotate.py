@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from curator.services.projects import require_project
@@ -352,11 +352,11 @@ def next_query(
         Judgment.decision != Decision.RETRACT.value, Judgment.id.not_in(retracted)
     )
     judged = effective.subquery()
-    mined = select(Candidate.query_id).distinct().scalar_subquery()
+    mined = exists().where(Candidate.query_id == GeneratedQuery.id)  # uses the index
     statement = select(GeneratedQuery.id).where(
         GeneratedQuery.project_id == project_id,
         GeneratedQuery.status == QueryStatus.OK.value,
-        GeneratedQuery.id.in_(mined),
+        mined,
     )
     order = [GeneratedQuery.id]
     if queue == "not_judged":
@@ -391,11 +391,14 @@ def next_query(
             statement = statement.where(ProposedLabel.differs_from_seed.is_(True))
         else:
             order = [ProposedLabel.confidence, GeneratedQuery.id]
-    if after is not None and order == [GeneratedQuery.id]:
+    by_id = order == [GeneratedQuery.id]
+    if after is not None and by_id:
         statement = statement.where(GeneratedQuery.id > after)
     with database.sessions() as session:
+        if by_id:  # the database stops at the first match
+            return session.scalar(statement.order_by(*order).limit(1))
         ids = list(session.scalars(statement.order_by(*order)))
-    if after is not None and order != [GeneratedQuery.id] and after in ids:
+    if after is not None and after in ids:
         ids = ids[ids.index(after) + 1 :]
     return ids[0] if ids else None
 
