@@ -298,29 +298,30 @@ def undo_last(database: Database, annotator: str) -> int | None:
 
 def effective_judgments(database: Database, query_id: int) -> dict[str, Judgment]:
     """annotator username -> their effective judgment on the query (with its passages)."""
+    with database.sessions() as session:
+        return _effective(session, Judgment.query_id == query_id).get(query_id, {})
+
+
+def _effective(session: Session, condition) -> dict[int, dict[str, Judgment]]:
+    """query -> annotator username -> effective judgment, among the judgments matching
+    ``condition`` (a retraction carries its judgment's query, so both are in the set)."""
     from sqlalchemy.orm import selectinload
 
-    with database.sessions() as session:
-        retracted = set(
-            session.scalars(
-                select(Judgment.retracts_judgment_id).where(
-                    Judgment.query_id == query_id, Judgment.retracts_judgment_id.is_not(None)
-                )
-            )
-        )
-        rows = session.execute(
-            select(Judgment, Annotator.username)
-            .join(Annotator, Annotator.id == Judgment.annotator_id)
-            .where(Judgment.query_id == query_id)
-            .options(selectinload(Judgment.passages))
-            .order_by(Judgment.id)
-        ).all()
-    latest: dict[str, Judgment] = {}
+    rows = session.execute(
+        select(Judgment, Annotator.username)
+        .join(Annotator, Annotator.id == Judgment.annotator_id)
+        .join(GeneratedQuery, GeneratedQuery.id == Judgment.query_id)
+        .where(condition)
+        .options(selectinload(Judgment.passages))
+        .order_by(Judgment.id)
+    ).all()
+    retracted = {j.retracts_judgment_id for j, _ in rows if j.retracts_judgment_id is not None}
+    effective: dict[int, dict[str, Judgment]] = {}
     for judgment, username in rows:
         if judgment.decision == Decision.RETRACT.value or judgment.id in retracted:
             continue
-        latest[username] = judgment
-    return latest
+        effective.setdefault(judgment.query_id, {})[username] = judgment
+    return effective
 
 
 def next_query(
@@ -424,27 +425,11 @@ def _label(judgment: Judgment) -> str:
 def agreement_report(database: Database, project: str) -> AgreementReport:
     """Krippendorff's alpha over all annotators, Cohen's kappa per pair, and how often each
     annotator kept the LLM's proposed positive (overall and per annotator)."""
-    from sqlalchemy.orm import selectinload
-
     from curator.pipeline.agreement import krippendorff_alpha, pairwise_kappa
 
     project_id = require_project(database, project)
     with database.sessions() as session:
-        retracted = set(
-            session.scalars(
-                select(Judgment.retracts_judgment_id).where(
-                    Judgment.retracts_judgment_id.is_not(None)
-                )
-            )
-        )
-        rows = session.execute(
-            select(Judgment, Annotator.username)
-            .join(Annotator, Annotator.id == Judgment.annotator_id)
-            .join(GeneratedQuery, GeneratedQuery.id == Judgment.query_id)
-            .where(GeneratedQuery.project_id == project_id)
-            .options(selectinload(Judgment.passages))
-            .order_by(Judgment.id)
-        ).all()
+        effective = _effective(session, GeneratedQuery.project_id == project_id)
         llm_positive: dict[int, int] = {}
         for query_id, passage_id in session.execute(
             select(ProposedLabel.query_id, ProposedLabel.passage_id)
@@ -457,11 +442,6 @@ def agreement_report(database: Database, project: str) -> AgreementReport:
             .order_by(ProposedLabel.id)
         ):
             llm_positive[query_id] = passage_id  # the newest rerank wins
-    effective: dict[int, dict[str, Judgment]] = {}
-    for judgment, username in rows:
-        if judgment.decision == Decision.RETRACT.value or judgment.id in retracted:
-            continue
-        effective.setdefault(judgment.query_id, {})[username] = judgment
     units = {q: {name: _label(j) for name, j in by.items()} for q, by in effective.items()}
     stats: dict[str, list[int]] = {}
     for query_id, by in effective.items():
