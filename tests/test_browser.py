@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def serving(data_dir: Path, *options: str) -> Iterator[str]:
+    """Run `curator serve` on a free port until the block ends; yields its URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "curator.cli",
+            "--data-dir",
+            str(data_dir),
+            "serve",
+            *options,
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail("curator serve exited early")
+                if time.monotonic() > deadline:
+                    pytest.fail("curator serve did not start within 90 s")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     if not os.path.exists(CHROMIUM):
@@ -66,37 +106,8 @@ def app_url(tmp_path_factory):
     database = open_database(sqlite_url(data_dir / "curator.db"))
     ingest_path(database, "default", corpus)
     database.dispose()
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "curator.cli",
-            "--data-dir",
-            str(data_dir),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail("curator serve exited early")
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("curator serve did not start within 90 s")
-    yield f"http://127.0.0.1:{port}/"
-    server.terminate()
-    server.wait(timeout=20)
+    with serving(data_dir) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -240,33 +251,8 @@ def login_url(tmp_path_factory, guide_model):
     mine_candidates(database, "default", data_dir, MineOptions(top_n=3), guide=guide_model)
     set_password(database, "ann", "ann-password")
     database.dispose()
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "curator.cli",
-            "--data-dir",
-            str(data_dir),
-            "serve",
-            "--login",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}/", data_dir
-    server.terminate()
-    server.wait(timeout=20)
+    with serving(data_dir, "--login") as url:
+        yield url, data_dir
 
 
 def test_login_then_judgments_are_stored_under_the_logged_in_annotator(login_url, browser):
