@@ -183,3 +183,35 @@ def completions_server():
     server = FakeCompletionsServer()
     yield server
     server.close()
+
+
+def mine_small_project(
+    database,
+    tmp_path: Path,
+    guide,
+    docs: list[tuple[str, str, str]],
+    queries: list[tuple[str, str]],
+    *,
+    top_n: int,
+    rerank_by_guide: bool = False,
+) -> list[int]:
+    """Project ``p``: ingest (id, title, text) ``docs``, store (query, seed id) ``queries``
+    as generated queries, mine them with ``guide``, and optionally rerank them by the guide
+    alone (fusion without any LLM call). Returns the query ids."""
+    import json
+
+    from curator.services.ingest import ingest_path
+    from curator.services.mine import MineOptions, mine_candidates
+
+    rows = [{"_id": i, "title": t, "text": x} for i, t, x in docs]
+    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
+    ids = add_queries(database, "p", queries)
+    mine_candidates(database, "p", tmp_path / "data", MineOptions(top_n=top_n), guide=guide)
+    if rerank_by_guide:
+        from curator.llm.client import LLMClient, LLMSettings
+        from curator.services.rerank import RerankOptions, rerank_queries
+
+        client = LLMClient(LLMSettings(model="openai/no-calls"))
+        client._litellm = object()  # any LLM call would fail loudly
+        rerank_queries(database, "p", client, RerankOptions(methods=("guide",), negative_rank=3))
+    return ids

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from types import SimpleNamespace
 
-import litellm
 import pytest
-from conftest import add_queries, write
+from conftest import mine_small_project
 from sqlalchemy import func, select
 
-from curator.llm.client import LLMClient, LLMSettings
 from curator.services.annotate import (
     JudgmentError,
     effective_judgments,
@@ -20,9 +17,6 @@ from curator.services.annotate import (
     record_judgment,
     undo_last,
 )
-from curator.services.ingest import ingest_path
-from curator.services.mine import MineOptions, mine_candidates
-from curator.services.rerank import RerankOptions, rerank_queries
 from db.models import Judgment, JudgmentPassage, Passage
 
 DOCS = [
@@ -36,21 +30,19 @@ DOCS = [
 
 @pytest.fixture
 def project(database, tmp_path, guide_model):
-    rows = [{"_id": i, "title": t, "text": x} for i, t, x in DOCS]
-    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
-    ids = add_queries(
+    ids = mine_small_project(
         database,
-        "p",
+        tmp_path,
+        guide_model,
+        DOCS,
         [
             ("drink made from tea leaves", "greentea"),
             ("memory safe programming language", "rust"),
             ("the red planet", "mars"),
         ],
+        top_n=5,
+        rerank_by_guide=True,
     )
-    mine_candidates(database, "p", tmp_path / "data", MineOptions(top_n=5), guide=guide_model)
-    client = LLMClient(LLMSettings(model="openai/m"))
-    client._litellm = SimpleNamespace(completion=None, completion_cost=litellm.completion_cost)
-    rerank_queries(database, "p", client, RerankOptions(methods=("guide",), negative_rank=3))
     with database.sessions() as session:
         passages = dict(session.execute(select(Passage.external_id, Passage.id)).all())
     return SimpleNamespace(db=database, queries=ids, p=passages)

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from types import SimpleNamespace
-
-import litellm
 import pytest
-from conftest import add_queries, write
+from conftest import mine_small_project
 from sqlalchemy import select
 
-from curator.llm.client import LLMClient, LLMSettings
-from curator.services.ingest import ingest_path
-from curator.services.mine import MineOptions, mine_candidates
-from curator.services.rerank import RerankOptions, rerank_queries
 from curator.ui.annotation import CANDIDATE_COLUMNS, act, show
 from db.models import Judgment
 
@@ -27,17 +19,15 @@ DOCS = [
 
 @pytest.fixture
 def db(database, tmp_path, guide_model):
-    rows = [{"_id": i, "title": t, "text": x} for i, t, x in DOCS]
-    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
-    add_queries(
+    mine_small_project(
         database,
-        "p",
+        tmp_path,
+        guide_model,
+        DOCS,
         [("drink made from tea leaves", "greentea"), ("memory safe programming language", "rust")],
+        top_n=4,
+        rerank_by_guide=True,
     )
-    mine_candidates(database, "p", tmp_path / "data", MineOptions(top_n=4), guide=guide_model)
-    client = LLMClient(LLMSettings(model="openai/m"))
-    client._litellm = SimpleNamespace(completion=None, completion_cost=litellm.completion_cost)
-    rerank_queries(database, "p", client, RerankOptions(methods=("guide",), negative_rank=3))
     return database
 
 

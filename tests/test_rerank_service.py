@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import litellm
 import pytest
-from conftest import add_queries, write
+from conftest import mine_small_project
 from sqlalchemy import select
 
 from curator.llm.client import LLMClient, LLMSettings
 from curator.llm.likelihood import QueryLikelihoodUnsupported
-from curator.services.ingest import ingest_path
-from curator.services.mine import MineOptions, mine_candidates
 from curator.services.rerank import RerankOptions, rerank_queries
 from db.models import LLMScore, Passage, ProposedLabel
 
@@ -29,15 +26,15 @@ DOCS = [
 
 @pytest.fixture
 def mined(database, tmp_path, guide_model):
-    rows = [{"_id": i, "title": t, "text": x} for i, t, x in DOCS]
-    ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
     # the seed of the first query is not its best passage: reranking should say so
-    add_queries(
+    mine_small_project(
         database,
-        "p",
+        tmp_path,
+        guide_model,
+        DOCS,
         [("drink made from tea leaves", "greentea"), ("memory safe programming language", "rust")],
+        top_n=6,
     )
-    mine_candidates(database, "p", tmp_path / "data", MineOptions(top_n=6), guide=guide_model)
     return database
 
 
