@@ -1,0 +1,160 @@
+"""The curated training set: human judgments over proposals, policy, stored leak-free split."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from conftest import mine_small_project
+from sqlalchemy import select
+
+from curator.services.annotate import record_judgment, undo_last
+from curator.services.training_set import load_training_set
+from db.models import Passage, QuerySplit
+from trainer.dataset import (
+    JudgmentRecord,
+    QueryRecord,
+    assign_split,
+    build_examples,
+    resolve_example,
+    training_rows,
+)
+
+DOCS = [
+    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
+    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
+    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
+    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
+    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
+    ("python", "Python", "Python is a dynamically typed programming language."),
+]
+
+
+def record(query_id=1, seed=10, judgments=(), confidence=0.9):
+    return QueryRecord(
+        query_id=query_id,
+        seed_passage_id=seed,
+        task="t",
+        query="q",
+        proposed_positives=[seed],
+        proposed_negatives=[11, 12],
+        confidence=confidence,
+        judgments=list(judgments),
+    )
+
+
+def judgment(jid, decision="override", **kw):
+    return JudgmentRecord(
+        judgment_id=jid, annotator=f"a{jid}", decision=decision, provenance="human", **kw
+    )
+
+
+def test_policy_decides_about_unreviewed_queries():
+    assert resolve_example(record(), "none") == (None, "unreviewed")
+    assert resolve_example(record(confidence=0.1), "high_confidence") == (None, "low_confidence")
+    example, _ = resolve_example(record(confidence=0.9), "high_confidence")
+    assert example.positives == [10] and example.negatives == [11, 12] and example.source == "llm"
+    example, _ = resolve_example(record(confidence=0.1), "all")
+    assert example is not None
+    with pytest.raises(ValueError, match="policy"):
+        resolve_example(record(), "some")
+
+
+def test_latest_human_judgment_overrides_proposal_and_rejects_drop():
+    override = judgment(
+        5, positives=[12], negatives=[10, 13], false_negatives=[11], edited_query="better query"
+    )
+    example, _ = resolve_example(record(judgments=[override]), "none")
+    assert example.positives == [12] and example.negatives == [10, 13]
+    assert example.query == "better query" and example.source == "human"
+    assert 11 not in example.negatives
+    later_reject = judgment(6, decision="reject", reject_reason="bad_query")
+    assert resolve_example(record(judgments=[override, later_reject]), "all") == (None, "rejected")
+
+
+def test_split_is_by_seed_passage_stable_and_near_the_fraction():
+    records = [record(query_id=q, seed=q // 3) for q in range(3000)]  # 3 queries per seed
+    examples, _ = build_examples(records, "all", seed=7, eval_fraction=0.2)
+    side = {}
+    for example in examples:
+        assert side.setdefault(example.seed_passage_id, example.split) == example.split
+    share = sum(e.split == "eval" for e in examples) / len(examples)
+    assert 0.17 < share < 0.23
+    again, _ = build_examples(records, "all", seed=7, eval_fraction=0.2)
+    assert [e.split for e in again] == [e.split for e in examples]
+    other, _ = build_examples(records, "all", seed=8, eval_fraction=0.2)
+    assert [e.split for e in other] != [e.split for e in examples]
+    assert assign_split(1, 7, 0.0) == "train"
+
+
+@pytest.fixture
+def project(database, tmp_path, guide_model):
+    ids = mine_small_project(
+        database,
+        tmp_path,
+        guide_model,
+        DOCS,
+        [
+            ("drink made from tea leaves", "greentea"),
+            ("memory safe language", "rust"),
+            ("the red planet", "mars"),
+            ("roasted beans drink", "coffee"),
+        ],
+        top_n=6,
+        rerank_by_guide=True,
+    )
+    with database.sessions() as session:
+        passages = dict(session.execute(select(Passage.external_id, Passage.id)).all())
+    return SimpleNamespace(db=database, q=ids, p=passages)
+
+
+def test_training_set_from_database(project):
+    db, q, p = project.db, project.q, project.p
+    record_judgment(
+        db,
+        q[0],
+        "ann",
+        "override",
+        positives=[p["tea"], p["greentea"]],
+        negatives=[p["coffee"]],
+        edited_query="which drinks come from tea leaves",
+    )
+    record_judgment(db, q[1], "ann", "reject", reject_reason="bad_query")
+    record_judgment(db, q[2], "ann", "accept")
+    record_judgment(db, q[2], "bob", "override", positives=[p["mars"]], negatives=[p["rust"]])
+    undo_last(db, "bob")  # bob's override is retracted: ann's accept stands
+
+    reviewed = load_training_set(db, "p", "none", eval_fraction=0.0)
+    by_query = {e.query_id: e for e in reviewed.examples}
+    assert set(by_query) == {q[0], q[2]}
+    assert by_query[q[0]].query == "which drinks come from tea leaves"
+    assert set(by_query[q[0]].positives) == {p["tea"], p["greentea"]}
+    assert by_query[q[0]].negatives == [p["coffee"]]
+    assert by_query[q[2]].positives == [p["mars"]] and by_query[q[2]].annotator == "ann"
+    assert reviewed.dropped == {"rejected": 1, "unreviewed": 1}
+
+    everything = load_training_set(db, "p", "all", eval_fraction=0.0)
+    assert {e.query_id for e in everything.examples} == {q[0], q[2], q[3]}
+    unreviewed = next(e for e in everything.examples if e.query_id == q[3])
+    assert unreviewed.source == "llm" and unreviewed.positives
+
+    rows = training_rows(everything, "train", negatives=1)
+    assert {"anchor", "positive", "negative_1"} == set(rows[0])
+    assert any(r["anchor"] == "which drinks come from tea leaves" for r in rows)
+
+
+def test_split_is_stored_and_reused(project):
+    db, q = project.db, project.q
+    for query_id in q:
+        record_judgment(db, query_id, "ann", "accept")
+    first = load_training_set(db, "p", "none", seed=3, eval_fraction=0.5)
+    with db.sessions() as session:
+        stored = dict(
+            session.execute(
+                select(QuerySplit.query_id, QuerySplit.split).where(QuerySplit.seed == 3)
+            ).all()
+        )
+    assert stored == {e.query_id: e.split for e in first.examples}
+    # a different fraction later does not move queries that already have a stored split
+    second = load_training_set(db, "p", "none", seed=3, eval_fraction=0.0)
+    assert {e.query_id: e.split for e in second.examples} == stored

@@ -1,0 +1,265 @@
+"""The curated training set as plain data, and the rules that build it.
+
+Input: one :class:`QueryRecord` per generated query (its text, the pipeline's latest
+proposal, and the effective human or imported judgments on it). Output: a
+:class:`TrainingSet` of :class:`Example` rows split into ``train`` and ``eval``.
+
+Rules (shared by the trainer and by every export format):
+
+- a query with a judgment takes its labels from the **latest** effective judgment (a
+  person's decision overrides the LLM's proposal; with several annotators the most recent
+  decision wins, the others stay in the history);
+- a rejected query is dropped;
+- an edited query text, and edited passage texts, replace the originals;
+- a passage marked *false negative* is never used as a negative;
+- an unreviewed query (no effective judgment) is included by ``policy``: ``none`` (never),
+  ``high_confidence`` (its proposal's confidence >= ``min_confidence``) or ``all``;
+- the split is by **seed passage** (all queries written for one passage land on the same
+  side, so no query or near-duplicate of it is in both), decided by a hash of the seed and
+  the passage id: stable when queries are added, and stored so runs compare.
+
+No database or ML imports here: ``curator.services.training_set`` reads the tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+POLICIES = ("none", "high_confidence", "all")
+SPLITS = ("train", "eval")
+DEFAULT_SEED = 13
+DEFAULT_EVAL_FRACTION = 0.2
+DEFAULT_MIN_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class PassageRecord:
+    passage_id: int
+    external_id: str
+    title: str
+    text: str
+
+    def full_text(self) -> str:
+        """Title and text as the models see them (the mining stage's convention)."""
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+@dataclass
+class JudgmentRecord:
+    """One effective judgment (not retracted) on a query."""
+
+    judgment_id: int
+    annotator: str
+    decision: str  # accept / override / reject
+    provenance: str  # human / imported
+    created_at: Any = None
+    edited_query: str | None = None
+    reject_reason: str | None = None
+    positives: list[int] = field(default_factory=list)
+    negatives: list[int] = field(default_factory=list)
+    false_negatives: list[int] = field(default_factory=list)
+    edited_texts: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class QueryRecord:
+    """A generated query with what the pipeline proposed and what people decided."""
+
+    query_id: int
+    seed_passage_id: int
+    task: str
+    query: str
+    model: str = ""
+    prompt_version: str = ""
+    proposed_positives: list[int] = field(default_factory=list)
+    proposed_negatives: list[int] = field(default_factory=list)
+    confidence: float | None = None
+    proposal_provenance: str | None = None
+    judgments: list[JudgmentRecord] = field(default_factory=list)
+
+
+@dataclass
+class Example:
+    """One training or evaluation query with its labelled passages (passage ids)."""
+
+    query_id: int
+    seed_passage_id: int
+    task: str
+    query: str
+    positives: list[int]
+    negatives: list[int]
+    false_negatives: list[int] = field(default_factory=list)
+    source: str = "llm"  # human / imported / llm (unreviewed proposal)
+    judgment_id: int | None = None
+    annotator: str | None = None
+    split: str = "train"
+    model: str = ""
+    prompt_version: str = ""
+    confidence: float | None = None
+    guide_scores: dict[int, float] = field(default_factory=dict)
+    llm_scores: dict[int, float] = field(default_factory=dict)
+    edited_texts: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingSet:
+    """Examples plus the passages they name and how they were chosen."""
+
+    examples: list[Example]
+    passages: dict[int, PassageRecord]
+    policy: str
+    seed: int
+    eval_fraction: float
+    min_confidence: float
+    project: str = ""
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def train(self) -> list[Example]:
+        return [e for e in self.examples if e.split == "train"]
+
+    @property
+    def eval(self) -> list[Example]:
+        return [e for e in self.examples if e.split == "eval"]
+
+    def text(self, example: Example, passage_id: int) -> str:
+        """The passage's text for this example: the annotator's edit, else the original."""
+        edited = example.edited_texts.get(passage_id)
+        if edited is not None:
+            return edited
+        return self.passages[passage_id].full_text()
+
+    def counts(self) -> dict[str, Any]:
+        by_source: dict[str, int] = {}
+        for example in self.examples:
+            by_source[example.source] = by_source.get(example.source, 0) + 1
+        return {
+            "examples": len(self.examples),
+            "train": len(self.train),
+            "eval": len(self.eval),
+            "by_source": by_source,
+            "with_negatives": sum(1 for e in self.examples if e.negatives),
+            "passages": len(self.passages),
+            "dropped": dict(self.dropped),
+        }
+
+
+def assign_split(group: int, seed: int, eval_fraction: float) -> str:
+    """``eval`` for about ``eval_fraction`` of groups, decided by a hash of (seed, group)."""
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64
+    return "eval" if position < eval_fraction else "train"
+
+
+def resolve_example(
+    record: QueryRecord, policy: str, min_confidence: float = DEFAULT_MIN_CONFIDENCE
+) -> tuple[Example | None, str]:
+    """The example a query contributes, or ``None`` and the reason it is left out."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    base = {
+        "query_id": record.query_id,
+        "seed_passage_id": record.seed_passage_id,
+        "task": record.task,
+        "model": record.model,
+        "prompt_version": record.prompt_version,
+        "confidence": record.confidence,
+    }
+    if record.judgments:
+        latest = max(record.judgments, key=lambda j: j.judgment_id)
+        if latest.decision == "reject":
+            return None, "rejected"
+        if not latest.positives:
+            return None, "no_positive"
+        excluded = set(latest.positives) | set(latest.false_negatives)
+        return (
+            Example(
+                **base,
+                query=latest.edited_query or record.query,
+                positives=list(latest.positives),
+                negatives=[p for p in latest.negatives if p not in excluded],
+                false_negatives=list(latest.false_negatives),
+                source=latest.provenance,
+                judgment_id=latest.judgment_id,
+                annotator=latest.annotator,
+                edited_texts=dict(latest.edited_texts),
+            ),
+            "",
+        )
+    if policy == "none":
+        return None, "unreviewed"
+    if not record.proposed_positives:
+        return None, "no_proposal"
+    if policy == "high_confidence" and (record.confidence or 0.0) < min_confidence:
+        return None, "low_confidence"
+    positives = set(record.proposed_positives)
+    return (
+        Example(
+            **base,
+            query=record.query,
+            positives=list(record.proposed_positives),
+            negatives=[p for p in record.proposed_negatives if p not in positives],
+            source="llm",
+        ),
+        "",
+    )
+
+
+def build_examples(
+    records: list[QueryRecord],
+    policy: str = "none",
+    *,
+    seed: int = DEFAULT_SEED,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    stored_splits: dict[int, str] | None = None,
+) -> tuple[list[Example], dict[str, int]]:
+    """Examples for the records (stored splits kept, new ones assigned by seed passage),
+    and how many queries were left out for each reason."""
+    stored = stored_splits or {}
+    examples: list[Example] = []
+    dropped: dict[str, int] = {}
+    for record in records:
+        example, reason = resolve_example(record, policy, min_confidence)
+        if example is None:
+            dropped[reason] = dropped.get(reason, 0) + 1
+            continue
+        example.split = stored.get(record.query_id) or assign_split(
+            record.seed_passage_id, seed, eval_fraction
+        )
+        examples.append(example)
+    return examples, dropped
+
+
+def training_rows(
+    training_set: TrainingSet, split: str = "train", negatives: int = 1, seed: int = 0
+) -> list[dict[str, str]]:
+    """Rows ``{"anchor", "positive", "negative_1", ...}`` for sentence-transformers, one per
+    (example, positive). An example with fewer than ``negatives`` hard negatives is filled
+    with other examples' positives (random, seeded; never its own positives or false
+    negatives), so every row has the same columns and no curated query is lost."""
+    import random
+
+    rng = random.Random(seed)
+    chosen_split = [e for e in training_set.examples if e.split == split]
+    pool = sorted({p for e in chosen_split for p in e.positives})
+    rows: list[dict[str, str]] = []
+    for example in chosen_split:
+        chosen = example.negatives[:negatives]
+        excluded = set(example.positives) | set(example.false_negatives) | set(chosen)
+        fillers = [p for p in pool if p not in excluded]
+        while len(chosen) < negatives and fillers:
+            chosen.append(fillers.pop(rng.randrange(len(fillers))))
+        if len(chosen) < negatives:
+            continue
+        for positive in example.positives:
+            row = {"anchor": example.query, "positive": training_set.text(example, positive)}
+            for i, negative in enumerate(chosen, start=1):
+                row[f"negative_{i}"] = training_set.text(example, negative)
+            rows.append(row)
+    return rows
