@@ -123,7 +123,9 @@ class Diagnostics:
     ``score / lowest positive score``: a histogram of it with a line at the relative
     margin shows what the guard discards. Queries whose positive scores <= 0 (the guide
     finds the positive unrelated: a suspect query) have no ratio and are counted in
-    ``queries_with_weak_positive`` instead.
+    ``queries_with_weak_positive`` instead. ``score_gaps`` holds ``score - lowest
+    positive score`` for the same candidates and for those queries too (a line at
+    ``-margin`` shows what the absolute margin discards).
     """
 
     queries: int = 0
@@ -133,6 +135,17 @@ class Diagnostics:
     queries_without_negative: int = 0
     queries_with_weak_positive: int = 0
     relative_scores: list[float] = field(default_factory=list)
+    score_gaps: list[float] = field(default_factory=list)
+
+    @property
+    def in_window(self) -> int:
+        """Non-positive candidates inside the rank window (those the score rules judge)."""
+        return self.candidates - self.dropped.get("rank", 0)
+
+    @property
+    def discarded(self) -> int:
+        """Candidates inside the rank window that the guard drops, by any score rule."""
+        return sum(n for reason, n in self.dropped.items() if reason != "rank")
 
     def as_dict(self) -> dict:
         return {
@@ -160,12 +173,14 @@ def diagnose(
         if not selection.negatives:
             result.queries_without_negative += 1
         threshold = selection.threshold or 0.0
+        judged = [
+            c.score
+            for c in candidates
+            if c.passage_id not in positives and flt.min_rank <= c.rank <= flt.max_rank
+        ]
+        result.score_gaps.extend(score - threshold for score in judged)
         if threshold <= 0:
             result.queries_with_weak_positive += 1
         else:
-            result.relative_scores.extend(
-                c.score / threshold
-                for c in candidates
-                if c.passage_id not in positives and flt.min_rank <= c.rank <= flt.max_rank
-            )
+            result.relative_scores.extend(score / threshold for score in judged)
     return result

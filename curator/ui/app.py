@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from curator.progress import CallbackProgress
 from curator.services.annotate import QUEUE_FILTERS, REJECT_REASONS
@@ -14,17 +16,37 @@ from curator.ui import annotation
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
+    GUARD_AXES,
+    INGEST_ERROR_COLUMNS,
+    INGEST_FORMATS,
     PASSAGE_COLUMNS,
     QUERY_COLUMNS,
     generated_queries_table,
+    guard_diagnostics,
     overview_markdown,
     passage_for_row,
     passages_table,
     run_generation,
+    run_ingest,
     run_mining,
     run_reranking,
 )
 from db import Database
+
+INGEST_HELP = """\
+Upload a corpus file (BEIR `corpus.jsonl`, JSONL, CSV, TSV or Parquet; uploads are kept
+under the data folder's `uploads/`) or give a file or folder on the server, as with
+`curator ingest`. Re-ingesting adds nothing. With *abort* a bad record stores nothing from
+the file; with *skip* the good records are stored and the bad ones listed below (file,
+line, field).
+"""
+
+GUARD_HELP = """\
+How the false-negative guard treats the mined candidates: each candidate's guide score
+relative to its seed passage's. Move the margins to see what they would discard; *Mine*
+uses the same settings for the queries it mines next.
+"""
+
 
 GENERATE_HELP = f"""\
 The LLM writes a retrieval task and a query for each passage (FRet step 1). The embedded
@@ -124,7 +146,7 @@ def build_ui(
             progress=CallbackProgress(report),
         )
 
-    def mine(top_n, negatives, relative_margin, progress=gr.Progress()):  # noqa: B008
+    def mine(top_n, negatives, relative_margin, margin, progress=gr.Progress()):  # noqa: B008
         def report(done, total, desc):
             progress((done, total) if total else None, desc=desc)
 
@@ -135,6 +157,46 @@ def build_ui(
             top_n,
             negatives,
             relative_margin,
+            progress=CallbackProgress(report),
+            margin=margin,
+        )
+
+    def diagnostics(relative_margin, margin, axis):
+        spec, text = guard_diagnostics(database, project, relative_margin, margin, axis)
+        plot = None if spec is None else PlotData(type="altair", plot=json.dumps(spec))
+        return plot, text
+
+    def ingest(
+        upload,
+        path,
+        fmt,
+        id_field,
+        title_field,
+        text_field,
+        chunk,
+        words,
+        overlap,
+        on_error,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        def report(done, total, desc):
+            progress((done, total) if total else None, desc=desc)
+
+        return run_ingest(
+            database,
+            project,
+            data_dir,
+            upload,
+            path,
+            fmt,
+            id_field,
+            title_field,
+            text_field,
+            chunk,
+            words,
+            overlap,
+            on_error,
+            allow_server_path=not login,
             progress=CallbackProgress(report),
         )
 
@@ -253,6 +315,40 @@ def build_ui(
             )
             agreement_refresh = gr.Button("Refresh")
         with gr.Tab("Pipeline"):
+            gr.Markdown("### 0 · Ingest a corpus")
+            gr.Markdown(INGEST_HELP)
+            with gr.Row():
+                upload = gr.File(
+                    label="Corpus file",
+                    file_types=[".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet"],
+                    type="filepath",
+                    scale=2,
+                )
+                with gr.Column(scale=2):
+                    server_path = gr.Textbox(
+                        label="...or a file or folder on the server",
+                        placeholder="off with --login" if login else "/path/to/corpus.jsonl",
+                        interactive=not login,
+                    )
+                    ingest_format = gr.Dropdown(list(INGEST_FORMATS), value="auto", label="Format")
+            with gr.Row():
+                id_field = gr.Textbox(label="Id field (empty: _id, else id)", value="")
+                title_field = gr.Textbox(label="Title field (empty: none)", value="title")
+                text_field = gr.Textbox(label="Text field", value="text")
+            with gr.Row():
+                chunk = gr.Checkbox(label="Chunk into passages", value=False)
+                chunk_words = gr.Number(label="Words per passage", value=100, precision=0)
+                chunk_overlap = gr.Number(label="Overlap (words)", value=20, precision=0)
+                on_error = gr.Radio(["abort", "skip"], value="abort", label="On a bad record")
+            ingest_button = gr.Button("Ingest", variant="primary")
+            ingest_result = gr.Markdown()
+            ingest_errors = gr.Dataframe(
+                headers=INGEST_ERROR_COLUMNS,
+                datatype=["str"] * 4,
+                interactive=False,
+                wrap=True,
+                label="Errors (file, line, field)",
+            )
             gr.Markdown("### 1 · Generate queries")
             gr.Markdown(GENERATE_HELP)
             with gr.Row():
@@ -284,14 +380,28 @@ def build_ui(
                 negatives = gr.Number(
                     label="Hard negatives per query", value=1, precision=0, minimum=0
                 )
-                relative_margin = gr.Number(
-                    label="Relative margin (negative score <= margin x positive; 0 = off)",
+            with gr.Row():
+                relative_margin = gr.Slider(
+                    0,
+                    1,
                     value=0.95,
-                    minimum=0,
-                    maximum=1,
+                    step=0.01,
+                    label="Relative margin (negative score <= margin x positive; 0 = off)",
+                )
+                margin = gr.Slider(
+                    0,
+                    0.5,
+                    value=0,
+                    step=0.01,
+                    label="Absolute margin (negative score <= positive - margin; 0 = off)",
                 )
             mine_button = gr.Button("Mine", variant="primary")
             mine_result = gr.Markdown()
+            gr.Markdown("#### False-negative guard")
+            gr.Markdown(GUARD_HELP)
+            guard_axis = gr.Radio(list(GUARD_AXES), value=GUARD_AXES[0], label="Histogram of")
+            guard_plot = gr.Plot(label="Mined candidates", elem_id="guard-plot")
+            guard_summary = gr.Markdown(elem_id="guard-summary")
             gr.Markdown("### 3 · Rerank with the LLM")
             gr.Markdown(RERANK_HELP)
             with gr.Row():
@@ -379,12 +489,42 @@ def build_ui(
             outputs=rerank_result,
             api_name="rerank",
         ).then(overview, outputs=summary)
+        guard_inputs = [relative_margin, margin, guard_axis]
         mine_button.click(
             mine,
-            inputs=[top_n, negatives, relative_margin],
+            inputs=[top_n, negatives, *guard_inputs[:2]],
             outputs=mine_result,
             api_name="mine",
-        ).then(overview, outputs=summary)
+        ).then(overview, outputs=summary).then(
+            diagnostics, inputs=guard_inputs, outputs=[guard_plot, guard_summary]
+        )
+        gr.on(
+            triggers=[app.load, relative_margin.change, margin.change, guard_axis.change],
+            fn=diagnostics,
+            inputs=guard_inputs,
+            outputs=[guard_plot, guard_summary],
+            trigger_mode="always_last",
+            show_progress="minimal",
+        )
+        ingest_button.click(
+            ingest,
+            inputs=[
+                upload,
+                server_path,
+                ingest_format,
+                id_field,
+                title_field,
+                text_field,
+                chunk,
+                chunk_words,
+                chunk_overlap,
+                on_error,
+            ],
+            outputs=[ingest_result, ingest_errors],
+            api_name="ingest",
+        ).then(overview, outputs=summary).then(
+            table, inputs=[search, page], outputs=[passages, caption, page]
+        )
     return app
 
 
