@@ -285,6 +285,43 @@ def cmd_annotator_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.services.export import ExportOptions, export_dataset
+
+    options = ExportOptions(
+        fmt=args.format,
+        policy=args.policy,
+        seed=args.seed,
+        eval_fraction=args.eval_fraction,
+        min_confidence=args.min_confidence,
+        negatives=args.negatives,
+        scores=args.scores,
+        force=args.force,
+    )
+    report = export_dataset(_open(settings), settings.project, Path(args.out), options)
+    print(report.summary())
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.services.import_labels import ImportOptions, import_labels
+
+    path = Path(args.path)
+    fmt = args.format
+    if fmt == "auto":
+        fmt = "beir" if (path / "queries.jsonl").is_file() else "flag"
+    options = ImportOptions(
+        fmt=fmt,
+        task=args.task,
+        annotator=args.annotator,
+        seed=args.seed,
+        add_passages=not args.no_add_passages,
+    )
+    report = import_labels(_open(settings), settings.project, path, options)
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="curator",
@@ -485,6 +522,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_filter_options(diagnostics)
     diagnostics.set_defaults(func=cmd_diagnose)
+
+    from curator.pipeline.export import FORMATS as EXPORT_FORMATS
+    from curator.pipeline.export import SCORE_SOURCES
+    from trainer.dataset import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_CONFIDENCE, DEFAULT_SEED
+
+    export = commands.add_parser(
+        "export",
+        help="write the curated set for sentence-transformers, FlagEmbedding, BEIR or audits",
+        description="Export the curated training set with the trainer's policy (human "
+        "judgments over proposals, rejected queries dropped, unreviewed queries by --policy) "
+        "into the folder --out, the held-out split (test) apart from train, with a "
+        "manifest.json. The folder is written under a temporary name and renamed at the end; "
+        "an existing one is replaced only with --force. Formats: see docs/export.md.",
+    )
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    export.add_argument("--out", required=True, help="folder to write (must not exist)")
+    export.add_argument(
+        "--policy",
+        default="none",
+        choices=["none", "high_confidence", "all"],
+        help="unreviewed queries: none (only judged ones, default), high_confidence, all",
+    )
+    export.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split seed")
+    export.add_argument("--eval-fraction", type=float, default=DEFAULT_EVAL_FRACTION)
+    export.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    export.add_argument(
+        "--negatives", type=int, default=3, help="negatives per row (st-ntuples, st-margin-mse)"
+    )
+    export.add_argument(
+        "--scores",
+        default="auto",
+        choices=SCORE_SOURCES,
+        help="teacher scores for st-margin-mse and flag: auto (LLM QL if any, else guide)",
+    )
+    export.add_argument("--force", action="store_true", help="replace an existing --out")
+    export.add_argument("--project", default=argparse.SUPPRESS, help="project to export")
+    export.set_defaults(func=cmd_export)
+
+    imports = commands.add_parser(
+        "import",
+        help="add an existing dataset's labels (BEIR qrels, FlagEmbedding JSONL) as judgments",
+        description="Store the labelled queries of a BEIR folder (queries.jsonl, qrels/*.tsv; "
+        "its corpus ingested first) or FlagEmbedding JSONL as judgments with provenance "
+        "'imported', to curate on top of them. One transaction: a bad line stores nothing.",
+    )
+    imports.add_argument("path", help="a BEIR folder, or a FlagEmbedding .jsonl file or folder")
+    imports.add_argument("--format", default="auto", choices=["auto", "beir", "flag"])
+    imports.add_argument(
+        "--task",
+        default="Given a query, retrieve passages that answer it.",
+        help="task description for queries whose file gives none",
+    )
+    imports.add_argument("--annotator", help="store the judgments under this name")
+    imports.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split seed to store")
+    imports.add_argument(
+        "--no-add-passages",
+        action="store_true",
+        help="FlagEmbedding texts must match passages of the project (else they are added)",
+    )
+    imports.add_argument("--project", default=argparse.SUPPRESS, help="project to import into")
+    imports.set_defaults(func=cmd_import)
 
     status = commands.add_parser("status", help="counts per table and pipeline stage")
     status.set_defaults(func=cmd_status)
