@@ -12,7 +12,7 @@ from gradio.components.plot import PlotData
 from curator.progress import CallbackProgress
 from curator.services.annotate import QUEUE_FILTERS, REJECT_REASONS
 from curator.services.projects import require_project
-from curator.ui import annotation
+from curator.ui import annotation, export_panel
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
@@ -420,6 +420,27 @@ def build_ui(
                 rrf_k = gr.Number(label="RRF k", value=0, minimum=0)
             rerank_button = gr.Button("Rerank", variant="primary")
             rerank_result = gr.Markdown()
+        with gr.Tab("Export"):
+            gr.Markdown(export_panel.EXPORT_HELP)
+            with gr.Row():
+                export_format = gr.Dropdown(
+                    export_panel.EXPORT_FORMATS, value="st-triplets", label="Format"
+                )
+                export_policy = gr.Dropdown(
+                    export_panel.EXPORT_POLICIES, value="none", label="Policy"
+                )
+                export_negatives = gr.Number(
+                    label="Negatives (n-tuples, MarginMSE)", value=3, precision=0, minimum=1
+                )
+            export_button = gr.Button("Export", variant="primary")
+            export_result = gr.Markdown()
+            export_file = gr.File(label="Download (zip)", interactive=False)
+        export_button.click(
+            partial(export_panel.run_export, database, project, data_dir),
+            inputs=[export_format, export_policy, export_negatives],
+            outputs=[export_result, export_file],
+            api_name="export",
+        )
 
         app.load(overview, outputs=summary)
         gr.on(
