@@ -263,6 +263,8 @@ class ProposedLabel(Base):
         UniqueConstraint("query_id", "passage_id", "run_id"),
         CheckConstraint(_in("label", LabelKind), name="label"),
         CheckConstraint(_in("provenance", Provenance), name="provenance"),
+        # the annotation queues' look-up of each query's LLM positive (migration 0003)
+        Index("ix_proposed_labels_kind_query", "provenance", "label", "query_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
