@@ -357,8 +357,10 @@ def next_query(
     statement = select(GeneratedQuery.id).where(
         GeneratedQuery.project_id == project_id,
         GeneratedQuery.status == QueryStatus.OK.value,
-        mined,
     )
+    if queue not in ("positive_changed", "low_confidence"):
+        # those two join the reranker's proposal, which only mined queries have
+        statement = statement.where(mined)
     order = [GeneratedQuery.id]
     if queue == "not_judged":
         statement = statement.where(GeneratedQuery.id.not_in(select(judged.c.query_id)))
