@@ -84,8 +84,17 @@ def serving(data_dir: Path, *options: str) -> Iterator[str]:
         server.wait(timeout=20)
 
 
+PREMINED = [("ordinary text 3", "n3"), ("ordinary text 11", "n11"), ("ordinary text 25", "n25")]
+
+
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_server(tmp_path_factory, guide_model):
+    """The app on 42 passages (two holding markup) and three queries mined beforehand;
+    yields (URL, data folder)."""
+    from conftest import add_queries
+
+    from curator.services.mine import MineOptions, mine_candidates
+
     if not os.path.exists(CHROMIUM):
         pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
     data_dir = tmp_path_factory.mktemp("browser") / "data"
@@ -105,9 +114,16 @@ def app_url(tmp_path_factory):
     )
     database = open_database(sqlite_url(data_dir / "curator.db"))
     ingest_path(database, "default", corpus)
+    add_queries(database, "default", PREMINED)
+    mine_candidates(database, "default", data_dir, MineOptions(top_n=8), guide=guide_model)
     database.dispose()
     with serving(data_dir) as url:
-        yield url
+        yield url, data_dir
+
+
+@pytest.fixture(scope="module")
+def app_url(app_server):
+    return app_server[0]
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +184,7 @@ def test_generate_mine_and_rerank_buttons_run_the_pipeline(app_url, browser):
     deadline = time.monotonic() + 30
     while True:
         counts = re.search(r"(\d+) queries \((\d+) parse failures", page.inner_text("body"))
-        if counts and int(counts[1]) + int(counts[2]) == 2:
+        if counts and int(counts[1]) + int(counts[2]) == 2 + len(PREMINED):
             break
         assert time.monotonic() < deadline, counts and counts[0]
         time.sleep(0.5)
@@ -184,36 +200,102 @@ def test_generate_mine_and_rerank_buttons_run_the_pipeline(app_url, browser):
 
     # rerank them with the local model (QL + guide, top 10)
     page.get_by_role("button", name="Rerank", exact=True).click()
-    page.get_by_text(re.compile(r"^reranked [0-2] queries \(\d+ pairs\)")).wait_for(timeout=180_000)
+    page.get_by_text(re.compile(r"^reranked \d+ queries \(\d+ pairs\)")).wait_for(timeout=180_000)
     assert page.evaluate("window.__xss") is None
     page.close()
 
 
-def test_annotate_with_mouse_and_keyboard_and_judgments_persist(app_url, browser, tmp_path):
-    """Runs after the pipeline test above, which generated, mined and reranked 2 queries."""
+def test_pipeline_page_guard_plot_follows_the_margin_and_ingest_takes_an_upload(
+    app_url, browser, tmp_path
+):
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     page.goto(app_url)
+    page.get_by_role("tab", name="Pipeline").click()
+    summary = re.compile(r"The guard discards (\d+) of (\d+) candidates")
+    page.get_by_text(summary).first.wait_for(timeout=30_000)
+    # vega-embed drew the histogram
+    page.locator("#guard-plot canvas, #guard-plot svg").first.wait_for(timeout=30_000)
+
+    def discarded() -> int:
+        return int(summary.search(page.inner_text("#guard-summary"))[1])
+
+    before = discarded()
+    number = page.locator("#relative-margin input[type=number]")
+    number.fill("0.3")
+    number.press("Enter")
+    deadline = time.monotonic() + 30
+    while discarded() <= before:
+        assert time.monotonic() < deadline, "the summary did not follow the margin"
+        time.sleep(0.3)
+
+    # upload a small JSONL file with one bad record; skip it, store the rest
+    rows = [json.dumps({"_id": f"up{i}", "text": f"uploaded text {i}"}) for i in range(3)]
+    upload = write(tmp_path / "upload.jsonl", "\n".join([*rows, '{"_id": "bad"}']))
+    page.locator("#corpus-upload input[type=file]").set_input_files(str(upload))
+    page.get_by_text("upload.jsonl").first.wait_for(timeout=30_000)
+    page.get_by_label("skip").check()
+    page.get_by_role("button", name="Ingest", exact=True).click()
+    page.get_by_text("upload.jsonl: 3 passages added").wait_for(timeout=60_000)
+    page.locator("[role=gridcell]", has_text="missing (required)").first.wait_for()
+    page.get_by_text(re.compile(r"^45 passages from")).first.wait_for(timeout=30_000)
+    assert page.evaluate("window.__xss") is None
+    page.close()
+
+
+def test_annotate_three_queries_with_mouse_and_keyboard_and_judgments_persist(
+    app_server, browser, tmp_path
+):
+    """Judges the three queries mined beforehand: accept by mouse, reject by key, override
+    by ticking a positive; after a reload the judged-by-me queue holds all three."""
+    from sqlalchemy import select
+
+    from db.models import Annotator, Judgment
+
+    url, data_dir = app_server
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(url)
     page.get_by_role("tab", name="Annotate").click()
     page.get_by_label("Annotator").fill("ann")
     page.get_by_role("button", name="Load next").click()
-    page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
+    header = re.compile(r"^Query #(\d+)")
+    page.get_by_text(header).wait_for(timeout=30_000)
+    seen = [int(header.search(page.get_by_text(header).inner_text())[1])]
 
     page.get_by_role("button", name="Accept (a)").click()  # mouse
     page.get_by_text(re.compile(r"Saved judgment #\d+ \(accept\)")).wait_for(timeout=30_000)
-    page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
+    seen.append(int(header.search(page.get_by_text(header).inner_text())[1]))
     page.locator("body").click(position={"x": 5, "y": 5})  # focus outside the text fields
     page.keyboard.press("r")  # keyboard: reject
     page.get_by_text(re.compile(r"Saved judgment #\d+ \(reject\)")).wait_for(timeout=30_000)
+    seen.append(int(header.search(page.get_by_text(header).inner_text())[1]))
+    # mouse: tick the first candidate as the positive, then Override
+    page.locator("#positives input[type=checkbox]").first.check()
+    page.get_by_role("button", name="Override").click()
+    page.get_by_text(re.compile(r"Saved judgment #\d+ \(override\)")).wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / "annotate.png"), full_page=True)
 
-    # reload: both judgments are there, in the "judged by me" queue
+    def showing() -> int | None:
+        """The query on the page, or None for an empty queue (waits for one of them)."""
+        page.get_by_text(re.compile(r"^Query #\d+|queue is empty")).first.wait_for(timeout=30_000)
+        found = re.search(r"Query #(\d+)", page.inner_text("body"))
+        return int(found[1]) if found and "queue is empty" not in page.inner_text("body") else None
+
+    # reload: the three judgments are there, in the "judged by me" queue
     page.reload()
     page.get_by_role("tab", name="Annotate").click()
     page.get_by_label("Annotator").fill("ann")
-    queue = page.get_by_label("Queue")
-    queue.click()
+    page.get_by_label("Queue").click()
     page.get_by_role("option", name="judged_by_me").click()
-    page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
+    shown = [showing()]
+    while shown[-1] is not None and len(shown) < 5:
+        page.locator("body").click(position={"x": 5, "y": 5})
+        page.keyboard.press("s")  # skip to the next one in the queue
+        deadline = time.monotonic() + 30
+        while (now := showing()) == shown[-1]:
+            assert time.monotonic() < deadline, "skip did not move on"
+            time.sleep(0.3)
+        shown.append(now)
+    assert shown[:3] == sorted(seen) and shown[3:] == [None]
     assert page.evaluate("window.__xss") is None
 
     page.get_by_role("tab", name="Agreement").click()
@@ -221,6 +303,19 @@ def test_annotate_with_mouse_and_keyboard_and_judgments_persist(app_url, browser
     page.get_by_text("Krippendorff's alpha").wait_for(timeout=30_000)
     page.locator("[role=gridcell]", has_text="ann").first.wait_for(timeout=30_000)
     page.close()
+
+    database = open_database(sqlite_url(data_dir / "curator.db"))
+    with database.sessions() as session:
+        stored = session.execute(
+            select(Judgment.query_id, Judgment.decision)
+            .join(Annotator, Annotator.id == Judgment.annotator_id)
+            .where(Annotator.username == "ann")
+            .order_by(Judgment.id)
+        ).all()
+    database.dispose()
+    assert [tuple(r) for r in stored] == list(
+        zip(seen[:3], ["accept", "reject", "override"], strict=True)
+    )
 
 
 @pytest.fixture(scope="module")

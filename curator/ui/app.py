@@ -288,7 +288,7 @@ def build_ui(
                 label="Candidates",
             )
             with gr.Row():
-                chosen_positives = gr.CheckboxGroup([], label="Positives")
+                chosen_positives = gr.CheckboxGroup([], label="Positives", elem_id="positives")
                 chosen_negatives = gr.CheckboxGroup([], label="Negatives")
                 chosen_false = gr.CheckboxGroup([], label="False negatives")
             reason = gr.Radio(list(REJECT_REASONS), value="unanswerable", label="Reason to reject")
@@ -320,6 +320,7 @@ def build_ui(
             with gr.Row():
                 upload = gr.File(
                     label="Corpus file",
+                    elem_id="corpus-upload",
                     file_types=[".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet"],
                     type="filepath",
                     scale=2,
@@ -387,6 +388,7 @@ def build_ui(
                     value=0.95,
                     step=0.01,
                     label="Relative margin (negative score <= margin x positive; 0 = off)",
+                    elem_id="relative-margin",
                 )
                 margin = gr.Slider(
                     0,
