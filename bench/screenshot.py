@@ -1,6 +1,7 @@
 """Save screenshots of the app on the demo project to assets/ (for the README).
 
-    python bench/screenshot.py     # writes assets/passages.png and assets/annotate.png
+    python bench/screenshot.py     # writes assets/passages.png, annotate.png, pipeline.png
+    python bench/screenshot.py --pages pipeline     # only some of them
 
 Prepares a temporary data folder with the demo project and a few generated, mined and
 reranked queries (the app's own handlers, 6 passages), starts `curator serve --demo` on a
@@ -43,8 +44,17 @@ def prepare(data: Path) -> None:
     database.dispose()
 
 
+PAGES = ("passages", "annotate", "pipeline")
+
+
 def main() -> None:
+    import argparse
+
     from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description="Screenshots of the app for the README.")
+    parser.add_argument("--pages", nargs="+", choices=PAGES, default=list(PAGES))
+    pages = set(parser.parse_args().pages)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,21 +90,30 @@ def main() -> None:
             page.goto(f"http://127.0.0.1:{port}/")
             search = page.get_by_label("Search passages (id, title or text)")
             search.wait_for(timeout=60_000)
-            search.fill("decorator")
-            search.press("Enter")
-            page.locator("[role=gridcell]").first.wait_for(timeout=30_000)
-            page.locator("[role=gridcell]").nth(0).click()
-            time.sleep(1.5)
-            out = ROOT / "assets" / "passages.png"
-            page.screenshot(path=str(out), full_page=True)
-            print(f"wrote {out}")
-            page.get_by_role("tab", name="Annotate").click()
-            page.get_by_role("button", name="Load next").click()
-            page.get_by_text("Query #").first.wait_for(timeout=30_000)
-            time.sleep(1.0)
-            out = ROOT / "assets" / "annotate.png"
-            page.screenshot(path=str(out), full_page=True)
-            print(f"wrote {out}")
+            if "passages" in pages:
+                search.fill("decorator")
+                search.press("Enter")
+                page.locator("[role=gridcell]").first.wait_for(timeout=30_000)
+                page.locator("[role=gridcell]").nth(0).click()
+                time.sleep(1.5)
+                out = ROOT / "assets" / "passages.png"
+                page.screenshot(path=str(out), full_page=True)
+                print(f"wrote {out}")
+            if "annotate" in pages:
+                page.get_by_role("tab", name="Annotate").click()
+                page.get_by_role("button", name="Load next").click()
+                page.get_by_text("Query #").first.wait_for(timeout=30_000)
+                time.sleep(1.0)
+                out = ROOT / "assets" / "annotate.png"
+                page.screenshot(path=str(out), full_page=True)
+                print(f"wrote {out}")
+            if "pipeline" in pages:
+                page.get_by_role("tab", name="Pipeline").click()
+                page.locator("#guard-plot canvas, #guard-plot svg").first.wait_for(timeout=60_000)
+                time.sleep(1.0)
+                out = ROOT / "assets" / "pipeline.png"
+                page.screenshot(path=str(out), full_page=True)
+                print(f"wrote {out}")
             browser.close()
     finally:
         server.terminate()
