@@ -13,6 +13,7 @@ from curator.progress import CallbackProgress
 from curator.services.annotate import QUEUE_FILTERS, REJECT_REASONS
 from curator.services.projects import require_project
 from curator.ui import annotation, export_panel
+from curator.ui.training import build_training_tab
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
@@ -422,6 +423,8 @@ def build_ui(
                 rrf_k = gr.Number(label="RRF k", value=0, minimum=0)
             rerank_button = gr.Button("Rerank", variant="primary")
             rerank_result = gr.Markdown()
+        with gr.Tab("Fine-tune"):
+            build_training_tab(database, project, data_dir)
         with gr.Tab("Export"):
             gr.Markdown(export_panel.EXPORT_HELP)
             with gr.Row():

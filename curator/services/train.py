@@ -1,0 +1,459 @@
+"""Training and evaluation service: curated set -> fine-tuned model -> metrics in the DB.
+
+``train_project`` reads the training set (``curator.services.training_set``), records a
+``training_runs`` row (settings, data snapshot, split seed), fine-tunes
+(``trainer.finetune``) into ``<data>/models/<project>/run-<id>``, then stores the loss
+curve, the output path and a ``models`` row. A run that stopped (crash, Ctrl-C) is
+resumed by the next call with the same settings and data: same folder, last checkpoint.
+
+``evaluate_project`` compares BM25, the base model, a fine-tuned model and the hybrid
+RRF(BM25, fine-tuned) on the held-out curated queries (the ``eval`` side of the stored
+split, against all the project's passages) or on a BEIR folder, and stores every metric
+in ``evaluation_results``. ``compare_rankings`` gives the top 10 of each system for one
+query, for the side-by-side view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from curator.services.mine import project_slug
+from curator.services.projects import require_project
+from curator.services.training_set import load_training_set
+from db import Database
+from db.models import EmbeddingModel, EvaluationResult, Passage, RunStatus, TrainingRun, utcnow
+from trainer.dataset import TrainingSet, training_rows
+from trainer.evaluate import RetrievalData, Run
+from trainer.finetune import StepCallback, TrainSettings
+
+log = logging.getLogger(__name__)
+
+BASE_MODEL = "all-MiniLM-L6-v2"
+SYSTEMS = ("BM25", "base", "fine-tuned", "hybrid")
+
+
+@dataclass
+class TrainOptions:
+    base_model: str = BASE_MODEL
+    policy: str = "none"
+    split_seed: int = 13
+    eval_fraction: float = 0.2
+    min_confidence: float = 0.5
+    guide_model: str | None = None
+    settings: TrainSettings = field(default_factory=TrainSettings)
+
+
+@dataclass
+class TrainReport:
+    run_id: int
+    model_path: Path
+    train_rows: int
+    eval_queries: int
+    loss_curve: list[dict[str, float]]
+    seconds: float
+    resumed_from: str | None = None
+
+    def summary(self) -> str:
+        first = self.loss_curve[0]["loss"] if self.loss_curve else float("nan")
+        last = self.loss_curve[-1]["loss"] if self.loss_curve else float("nan")
+        resumed = f", resumed from {self.resumed_from}" if self.resumed_from else ""
+        return (
+            f"training run {self.run_id}: {self.train_rows} rows, loss {first:.4f} -> "
+            f"{last:.4f} in {self.seconds:.0f} s{resumed}; model at {self.model_path}"
+        )
+
+
+def margin_rows(training_set: TrainingSet, negatives: int = 1) -> list[dict[str, Any]]:
+    """MarginMSE rows: anchor, positive, negative_1.., and ``label`` = the teacher scores
+    [positive, negatives...] (LLM query likelihood where every pair has one, else the
+    guide's cosine). Examples without scores for all their pairs are left out."""
+    rows = []
+    for example in training_set.train:
+        chosen = example.negatives[:negatives]
+        if len(chosen) < negatives:
+            continue
+        for scores in (example.llm_scores, example.guide_scores):
+            pairs = [*example.positives[:1], *chosen]
+            if all(p in scores for p in pairs):
+                row = {
+                    "anchor": example.query,
+                    "positive": training_set.text(example, pairs[0]),
+                }
+                for i, negative in enumerate(chosen, start=1):
+                    row[f"negative_{i}"] = training_set.text(example, negative)
+                row["label"] = [float(scores[p]) for p in pairs]
+                rows.append(row)
+                break
+    return rows
+
+
+def _snapshot(training_set: TrainingSet) -> dict[str, Any]:
+    train_ids = sorted(e.query_id for e in training_set.train)
+    digest = hashlib.sha256(
+        repr(
+            [
+                (e.query_id, e.query, e.positives, e.negatives, e.judgment_id)
+                for e in training_set.examples
+            ]
+        ).encode()
+    ).hexdigest()
+    return {
+        **training_set.snapshot,
+        "policy": training_set.policy,
+        "train_query_ids": train_ids,
+        "eval_queries": len(training_set.eval),
+        "digest": digest,
+    }
+
+
+def train_project(
+    database: Database,
+    project: str,
+    data_dir: Path,
+    options: TrainOptions | None = None,
+    on_step: StepCallback | None = None,
+) -> TrainReport:
+    """Fine-tune on the project's curated set; resume an unfinished identical run."""
+    from trainer.finetune import fine_tune
+
+    options = options or TrainOptions()
+    project_id = require_project(database, project)
+    settings = options.settings
+    training_set = load_training_set(
+        database,
+        project,
+        options.policy,
+        seed=options.split_seed,
+        eval_fraction=options.eval_fraction,
+        min_confidence=options.min_confidence,
+        with_scores=settings.loss == "margin_mse",
+    )
+    if settings.loss == "margin_mse":
+        rows = margin_rows(training_set, settings.negatives)
+    else:
+        rows = training_rows(training_set, "train", settings.negatives, seed=settings.seed)
+    if len(rows) < 2:
+        counts = training_set.counts()
+        raise ValueError(
+            f"only {len(rows)} training rows under policy {options.policy!r} "
+            f"({counts['train']} train / {counts['eval']} held-out queries; left out: "
+            f"{counts['dropped']}): judge more queries or include unreviewed ones"
+        )
+    snapshot = _snapshot(training_set)
+    run_settings = {
+        **settings.as_dict(),
+        "policy": options.policy,
+        "eval_fraction": options.eval_fraction,
+        "min_confidence": options.min_confidence,
+        "guide_model": options.guide_model,
+    }
+    run_id = _resumable_run(database, project_id, options, run_settings, snapshot)
+    output = Path(data_dir) / "models" / project_slug(project) / f"run-{run_id}"
+    with database.sessions() as session, session.begin():
+        run = session.get(TrainingRun, run_id)
+        run.status = RunStatus.RUNNING.value
+        run.output_path = str(output)
+        run.error = None
+    try:
+        result = fine_tune(
+            options.base_model,
+            rows,
+            output,
+            settings,
+            guide_model=options.guide_model or BASE_MODEL,
+            on_step=on_step,
+        )
+    except BaseException as error:
+        status = RunStatus.FAILED if isinstance(error, Exception) else RunStatus.INTERRUPTED
+        with database.sessions() as session, session.begin():
+            run = session.get(TrainingRun, run_id)
+            run.status = status.value
+            run.error = str(error) or repr(error)
+            run.finished_at = utcnow()
+        raise
+    with database.sessions() as session, session.begin():
+        run = session.get(TrainingRun, run_id)
+        previous = list(run.loss_curve or [])
+        resumed_steps = {p["step"] for p in result.loss_curve}
+        run.loss_curve = [p for p in previous if p["step"] not in resumed_steps] + [
+            *result.loss_curve
+        ]
+        run.status = RunStatus.DONE.value
+        run.finished_at = utcnow()
+        run.settings = {**run.settings, "bf16": result.bf16, "steps": result.steps}
+        curve = run.loss_curve
+        session.add(
+            EmbeddingModel(
+                project_id=project_id,
+                name=f"{project_slug(project)}-run-{run_id}",
+                kind="fine-tuned",
+                path=str(result.model_path),
+                base_model=options.base_model,
+                training_run_id=run_id,
+            )
+        )
+    return TrainReport(
+        run_id=run_id,
+        model_path=result.model_path,
+        train_rows=len(rows),
+        eval_queries=len(training_set.eval),
+        loss_curve=curve,
+        seconds=result.seconds,
+        resumed_from=result.resumed_from,
+    )
+
+
+def _resumable_run(database, project_id, options, run_settings, snapshot) -> int:
+    """The id of an unfinished run with the same settings and data, else a new run's."""
+    with database.sessions() as session, session.begin():
+        unfinished = session.scalars(
+            select(TrainingRun)
+            .where(
+                TrainingRun.project_id == project_id,
+                TrainingRun.status != RunStatus.DONE.value,
+                TrainingRun.base_model == options.base_model,
+            )
+            .order_by(TrainingRun.id.desc())
+        ).all()
+        for run in unfinished:
+            same_settings = {k: v for k, v in run.settings.items() if k in run_settings}
+            if same_settings == run_settings and run.data_snapshot == snapshot:
+                return run.id
+        run = TrainingRun(
+            project_id=project_id,
+            base_model=options.base_model,
+            loss=options.settings.loss,
+            settings=run_settings,
+            data_snapshot=snapshot,
+            split_seed=options.split_seed,
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def held_out_data(
+    database: Database, project: str, split_seed: int = 13, eval_fraction: float = 0.2
+) -> RetrievalData:
+    """The held-out curated queries (reviewed only) against all the project's passages;
+    positives and false negatives count as relevant."""
+    training_set = load_training_set(
+        database, project, "none", seed=split_seed, eval_fraction=eval_fraction
+    )
+    project_id = require_project(database, project)
+    with database.sessions() as session:
+        rows = session.execute(
+            select(Passage.id, Passage.title, Passage.text)
+            .where(Passage.project_id == project_id)
+            .order_by(Passage.id)
+        ).all()
+    queries, qrels = {}, {}
+    for example in training_set.eval:
+        queries[str(example.query_id)] = example.query
+        qrels[str(example.query_id)] = {
+            str(p): 1 for p in (*example.positives, *example.false_negatives)
+        }
+    return RetrievalData(
+        [str(r.id) for r in rows],
+        [f"{r.title}\n{r.text}" if r.title else r.text for r in rows],
+        queries,
+        qrels,
+        name=f"{project}/held-out(seed={split_seed})",
+    )
+
+
+_ENCODERS: dict[str, Any] = {}
+
+
+def encoder(model: str, max_seq_length: int = 256):
+    """A loaded encoder (``GuideModel``: normalised vectors, bf16 where it helps), cached."""
+    from curator.retrieval.guide import GuideModel, GuideSettings
+
+    key = f"{model}|{max_seq_length}"
+    if key not in _ENCODERS:
+        _ENCODERS[key] = GuideModel(GuideSettings(model=model, max_seq_length=max_seq_length))
+    return _ENCODERS[key]
+
+
+def corpus_vectors(model, data: RetrievalData, cache_dir: Path | None) -> np.ndarray:
+    """The corpus encoded by ``model``, cached on disk by model and corpus fingerprint."""
+    digest = hashlib.sha256()
+    for doc_id, text in zip(data.doc_ids, data.doc_texts, strict=True):
+        digest.update(doc_id.encode() + b"\0" + text.encode() + b"\0")
+    path = None
+    if cache_dir is not None:
+        label = hashlib.sha256(f"{model.settings.model}|{model.key}".encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"{label}-{digest.hexdigest()[:16]}.npy"
+        if path.exists():
+            return np.load(path)
+    vectors = model.encode(data.doc_texts)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp.npy")
+        np.save(temporary, vectors)
+        temporary.replace(path)
+    return vectors
+
+
+@dataclass
+class EvaluationReport:
+    dataset: str
+    split: str
+    queries: int
+    metrics: dict[str, dict[str, float]]
+    runs: dict[str, Run] = field(default_factory=dict)
+    data: RetrievalData | None = None
+    tuned_model: str | None = None
+    training_run_id: int | None = None
+
+
+def fine_tuned_model(database: Database, project: str, run_id: int | None = None):
+    """(training run id, model path) of run ``run_id`` or the project's latest finished one."""
+    project_id = require_project(database, project)
+    with database.sessions() as session:
+        statement = select(EmbeddingModel.training_run_id, EmbeddingModel.path).where(
+            EmbeddingModel.project_id == project_id, EmbeddingModel.kind == "fine-tuned"
+        )
+        if run_id is not None:
+            statement = statement.where(EmbeddingModel.training_run_id == run_id)
+        found = session.execute(statement.order_by(EmbeddingModel.id.desc()).limit(1)).first()
+    if found is None:
+        raise LookupError(
+            f"no fine-tuned model for run {run_id}" if run_id else "no fine-tuned model yet"
+        )
+    return found.training_run_id, found.path
+
+
+def evaluate_project(
+    database: Database,
+    project: str,
+    data_dir: Path,
+    *,
+    run_id: int | None = None,
+    beir: Path | None = None,
+    split: str = "test",
+    base_model: str = BASE_MODEL,
+    split_seed: int = 13,
+    eval_fraction: float = 0.2,
+    max_seq_length: int = 256,
+    store: bool = True,
+) -> EvaluationReport:
+    """Metrics of BM25, the base model and (when one exists) the fine-tuned model and the
+    hybrid on the held-out queries, or on the BEIR folder ``beir`` (its ``split``)."""
+    from trainer.evaluate import bm25_run, dense_run, hybrid_run, ir_metrics, load_beir
+
+    project_id = require_project(database, project)
+    if beir is not None:
+        data = load_beir(beir, split)
+        split_name = split
+    else:
+        data = held_out_data(database, project, split_seed, eval_fraction)
+        split_name = "held-out"
+        if not data.queries:
+            raise ValueError(
+                "no held-out queries: judge more queries (about "
+                f"{eval_fraction:.0%} of judged seed passages are held out)"
+            )
+    try:
+        trained_run, tuned_path = fine_tuned_model(database, project, run_id)
+    except LookupError:
+        if run_id is not None:
+            raise
+        trained_run, tuned_path = None, None
+    cache = Path(data_dir) / "eval_cache"
+    runs: dict[str, Run] = {"BM25": bm25_run(data)}
+    base = encoder(base_model, max_seq_length)
+    runs["base"], _ = dense_run(base.encode, data, doc_vectors=corpus_vectors(base, data, cache))
+    if tuned_path:
+        tuned = encoder(tuned_path, max_seq_length)
+        runs["fine-tuned"], _ = dense_run(
+            tuned.encode, data, doc_vectors=corpus_vectors(tuned, data, cache)
+        )
+        runs["hybrid"] = hybrid_run(runs["BM25"], runs["fine-tuned"])
+    metrics = {system: ir_metrics(run, data.qrels) for system, run in runs.items()}
+    if store:
+        with database.sessions() as session, session.begin():
+            session.add_all(
+                EvaluationResult(
+                    project_id=project_id,
+                    training_run_id=trained_run,
+                    system=system,
+                    dataset=data.name,
+                    split=split_name,
+                    metric=metric,
+                    value=value,
+                )
+                for system, values in metrics.items()
+                for metric, value in values.items()
+            )
+    return EvaluationReport(
+        data.name, split_name, len(data.queries), metrics, runs, data, tuned_path, trained_run
+    )
+
+
+@dataclass
+class RankedPassage:
+    rank: int
+    doc_id: str
+    text: str
+    score: float
+    relevant: bool
+    base_rank: int | None = None
+
+
+def compare_rankings(
+    report: EvaluationReport,
+    query: str,
+    relevant: set[str] | None = None,
+    n: int = 10,
+    base_model: str = BASE_MODEL,
+    max_seq_length: int = 256,
+    cache_dir: Path | None = None,
+) -> dict[str, list[RankedPassage]]:
+    """Top ``n`` of BM25, base and fine-tuned for a typed or held-out query over the
+    evaluated corpus. ``relevant`` marks known relevant doc ids; ``base_rank`` lets a
+    view show each passage's rank change against the base model."""
+    from trainer.evaluate import bm25_run, dense_run, top_documents
+
+    data = report.data
+    if data is None:
+        raise ValueError("the evaluation report carries no corpus")
+    single = RetrievalData(data.doc_ids, data.doc_texts, {"q": query}, {"q": {"": 1}})
+    runs: dict[str, Run] = {"BM25": bm25_run(single)}
+    base = encoder(base_model, max_seq_length)
+    runs["base"], _ = dense_run(
+        base.encode, single, doc_vectors=corpus_vectors(base, single, cache_dir)
+    )
+    if report.tuned_model:
+        model = encoder(report.tuned_model, max_seq_length)
+        runs["fine-tuned"], _ = dense_run(
+            model.encode, single, doc_vectors=corpus_vectors(model, single, cache_dir)
+        )
+    text_of = dict(zip(data.doc_ids, data.doc_texts, strict=True))
+    base_full = [d for d, _ in top_documents(runs["base"], "q", 100)]
+    base_rank = {d: i for i, d in enumerate(base_full, start=1)}
+    relevant = relevant or set()
+    return {
+        system: [
+            RankedPassage(
+                rank=i,
+                doc_id=doc,
+                text=text_of[doc],
+                score=score,
+                relevant=doc in relevant,
+                base_rank=base_rank.get(doc),
+            )
+            for i, (doc, score) in enumerate(top_documents(run, "q", n), start=1)
+        ]
+        for system, run in runs.items()
+    }

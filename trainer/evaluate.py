@@ -1,0 +1,225 @@
+"""Retrieval evaluation: BM25, dense models and their hybrid, scored by trec_eval.
+
+Plain data in, plain data out:
+
+- a corpus is ``(ids, texts)``; queries are ``{query_id: text}``; qrels are
+  ``{query_id: {doc_id: relevance}}`` (BEIR's convention, string ids);
+- a *run* is ``{query_id: {doc_id: score}}`` holding each query's top ``k`` documents;
+- :func:`ir_metrics` scores a run with ``pytrec_eval`` (the trec_eval measures BEIR uses),
+  so no metric here is hand-written: nDCG@10, MRR@10 (reciprocal rank over the top 10),
+  Recall@10, Recall@100 and MAP@100, averaged over the queries that have qrels.
+
+BM25 is bm25s' Lucene variant (k1=1.2, b=0.75, English stop words, Snowball stemming),
+the setting of ``curator.retrieval.bm25``. Dense runs use exact inner product over
+L2-normalised vectors. The hybrid is Reciprocal Rank Fusion of two runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+Run = dict[str, dict[str, float]]
+Qrels = dict[str, dict[str, int]]
+
+METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100")
+HYBRID_K = 60.0
+
+
+@dataclass
+class RetrievalData:
+    """A corpus, queries and qrels (string ids), e.g. a BEIR folder or a held-out split."""
+
+    doc_ids: list[str]
+    doc_texts: list[str]
+    queries: dict[str, str]
+    qrels: Qrels
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.doc_ids) != len(self.doc_texts):
+            raise ValueError("doc_ids and doc_texts differ in length")
+        # only queries that have at least one relevant document are evaluated
+        self.queries = {
+            q: t
+            for q, t in self.queries.items()
+            if any(r > 0 for r in self.qrels.get(q, {}).values())
+        }
+
+
+def load_beir(folder: str | Path, split: str = "test") -> RetrievalData:
+    """A BEIR dataset folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
+
+    Errors name the file and line. Document text is ``title + "\\n" + text`` when a
+    title is present (the convention of the mining stage)."""
+    folder = Path(folder)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    for path in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found (a BEIR folder needs it)")
+    qrels: Qrels = {}
+    with qrels_path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if line_no == 1 and parts[0] in ("query-id", "query_id", "qid"):
+                continue
+            if not line.strip():
+                continue
+            if len(parts) < 3:
+                raise ValueError(f"{qrels_path}:{line_no}: expected query-id, corpus-id, score")
+            try:
+                score = int(float(parts[2]))
+            except ValueError:
+                raise ValueError(f"{qrels_path}:{line_no}: field score: not a number") from None
+            qrels.setdefault(parts[0], {})[parts[1]] = score
+    queries: dict[str, str] = {}
+    for line_no, row in _jsonl(folder / "queries.jsonl"):
+        if str(row.get("_id")) in qrels:
+            queries[str(row["_id"])] = _field(row, "text", folder / "queries.jsonl", line_no)
+    doc_ids, doc_texts = [], []
+    for line_no, row in _jsonl(folder / "corpus.jsonl"):
+        doc_ids.append(str(_field(row, "_id", folder / "corpus.jsonl", line_no)))
+        text = _field(row, "text", folder / "corpus.jsonl", line_no)
+        title = row.get("title") or ""
+        doc_texts.append(f"{title}\n{text}" if title else text)
+    return RetrievalData(doc_ids, doc_texts, queries, qrels, name=f"{folder.name}/{split}")
+
+
+def _jsonl(path: Path):
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({error.msg})") from None
+
+
+def _field(row: dict, name: str, path: Path, line_no: int):
+    if name not in row:
+        raise ValueError(f"{path}:{line_no}: field {name!r} is missing")
+    return row[name]
+
+
+def ir_metrics(run: Run, qrels: Qrels) -> dict[str, float]:
+    """Mean nDCG@10, MRR@10, Recall@10/100 and MAP@100 of ``run`` over the queries of
+    ``qrels`` that have a relevant document (a query missing from the run scores 0)."""
+    import pytrec_eval
+
+    judged = {q: docs for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    if not judged:
+        raise ValueError("no query has a relevant document: nothing to evaluate")
+    full = {q: dict(run.get(q) or {}) for q in judged}
+    # trec_eval needs at least one document per query; a dummy one scores 0
+    for docs in full.values():
+        if not docs:
+            docs["__none__"] = 0.0
+    top10 = {q: dict(sorted(d.items(), key=lambda item: -item[1])[:10]) for q, d in full.items()}
+    main = pytrec_eval.RelevanceEvaluator(
+        judged, {"ndcg_cut.10", "recall.10,100", "map_cut.100"}
+    ).evaluate(full)
+    rr = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(top10)
+    n = len(judged)
+    return {
+        "ndcg@10": sum(v["ndcg_cut_10"] for v in main.values()) / n,
+        "mrr@10": sum(v["recip_rank"] for v in rr.values()) / n,
+        "recall@10": sum(v["recall_10"] for v in main.values()) / n,
+        "recall@100": sum(v["recall_100"] for v in main.values()) / n,
+        "map@100": sum(v["map_cut_100"] for v in main.values()) / n,
+    }
+
+
+def bm25_run(data: RetrievalData, k: int = 100) -> Run:
+    """Each query's top ``k`` documents by BM25 (Lucene, k1=1.2, b=0.75)."""
+    import bm25s
+
+    from curator.retrieval.bm25 import _stemmer, build_bm25
+
+    index = build_bm25(np.arange(len(data.doc_ids)), data.doc_texts)
+    vocab = index.retriever.vocab_dict
+    query_ids = list(data.queries)
+    tokens = bm25s.tokenize(
+        [data.queries[q] for q in query_ids],
+        stopwords="en",
+        stemmer=_stemmer(),
+        return_ids=False,
+        show_progress=False,
+    )
+    run: Run = {}
+    k = min(k, len(data.doc_ids))
+    for query_id, query_tokens in zip(query_ids, tokens, strict=True):
+        known = [t for t in query_tokens if t in vocab]
+        if not known:
+            run[query_id] = {}
+            continue
+        scores = np.asarray(index.retriever.get_scores(known), dtype=np.float32)
+        run[query_id] = _top(scores, data.doc_ids, k)
+    return run
+
+
+def _top(scores: np.ndarray, doc_ids: list[str], k: int) -> dict[str, float]:
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return {doc_ids[i]: float(scores[i]) for i in top if scores[i] > 0 or k >= len(scores)}
+
+
+EncodeFn = Callable[[list[str]], np.ndarray]
+
+
+def dense_run(
+    encode: EncodeFn,
+    data: RetrievalData,
+    k: int = 100,
+    doc_vectors: np.ndarray | None = None,
+) -> tuple[Run, np.ndarray]:
+    """(each query's top ``k`` by cosine, the document vectors) for an ``encode`` function
+    returning L2-normalised vectors. Pass ``doc_vectors`` to reuse an encoded corpus."""
+    if doc_vectors is None:
+        doc_vectors = encode(data.doc_texts)
+    query_ids = list(data.queries)
+    query_vectors = encode([data.queries[q] for q in query_ids])
+    k = min(k, len(data.doc_ids))
+    run: Run = {}
+    for start in range(0, len(query_ids), 256):
+        block = query_vectors[start : start + 256] @ doc_vectors.T
+        for offset, scores in enumerate(block):
+            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(k)
+            top = top[np.argsort(-scores[top], kind="stable")]
+            run[query_ids[start + offset]] = {data.doc_ids[i]: float(scores[i]) for i in top}
+    return run, doc_vectors
+
+
+def hybrid_run(first: Run, second: Run, k: float = HYBRID_K, depth: int = 100) -> Run:
+    """Reciprocal Rank Fusion of two runs (1-based ranks, ``1 / (k + rank)`` summed)."""
+    from curator.pipeline.fusion import reciprocal_rank_fusion
+
+    fused_run: Run = {}
+    for query_id in set(first) | set(second):
+        rankings = {}
+        for name, run in (("a", first), ("b", second)):
+            ordered = sorted((run.get(query_id) or {}).items(), key=lambda item: -item[1])
+            rankings[name] = {doc: rank for rank, (doc, _) in enumerate(ordered, start=1)}
+        # fusion works on integer keys: map the doc ids to positions and back
+        names = sorted({d for ranks in rankings.values() for d in ranks})
+        position = {d: i for i, d in enumerate(names)}
+        fused = reciprocal_rank_fusion(
+            {m: {position[d]: r for d, r in ranks.items()} for m, ranks in rankings.items()}, k
+        )
+        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]
+        fused_run[query_id] = {names[i]: score for i, score in best}
+    return fused_run
+
+
+def top_documents(run: Run, query_id: str, n: int = 10) -> list[tuple[str, float]]:
+    """The ``n`` best (doc id, score) of one query in a run, best first."""
+    return sorted((run.get(query_id) or {}).items(), key=lambda item: -item[1])[:n]
+
+
+def metrics_table(results: Mapping[str, Mapping[str, float]]) -> list[list]:
+    """Rows ``[system, ndcg@10, mrr@10, ...]`` rounded to 4 places, in insertion order."""
+    return [[system] + [round(values[m], 4) for m in METRICS] for system, values in results.items()]
