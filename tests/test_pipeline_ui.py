@@ -172,3 +172,4 @@ def test_ingest_refuses_server_paths_behind_a_login_and_asks_for_input(database,
     assert empty.startswith("**Cannot ingest:**")
     missing, rows = run_ingest(database, "p", tmp_path, None, str(tmp_path / "nope.jsonl"))
     assert missing.startswith("**Cannot") and passages(database) == 0
+    assert len(rows) == 1 and rows[0][0] == "nope.jsonl"  # named in the errors table
