@@ -13,7 +13,6 @@ from curator.progress import CallbackProgress
 from curator.services.annotate import QUEUE_FILTERS, REJECT_REASONS
 from curator.services.projects import require_project
 from curator.ui import annotation, export_panel
-from curator.ui.training import build_training_tab
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
@@ -32,6 +31,7 @@ from curator.ui.handlers import (
     run_mining,
     run_reranking,
 )
+from curator.ui.training import build_training_tab
 from db import Database
 
 INGEST_HELP = """\
