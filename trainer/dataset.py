@@ -251,10 +251,9 @@ def training_rows(
     rows: list[dict[str, str]] = []
     for example in chosen_split:
         chosen = example.negatives[:negatives]
-        excluded = set(example.positives) | set(example.false_negatives) | set(chosen)
-        fillers = [p for p in pool if p not in excluded]
-        while len(chosen) < negatives and fillers:
-            chosen.append(fillers.pop(rng.randrange(len(fillers))))
+        if len(chosen) < negatives:
+            excluded = set(example.positives) | set(example.false_negatives) | set(chosen)
+            _fill(chosen, negatives, pool, excluded, rng)
         if len(chosen) < negatives:
             continue
         for positive in example.positives:
@@ -263,3 +262,20 @@ def training_rows(
                 row[f"negative_{i}"] = training_set.text(example, negative)
             rows.append(row)
     return rows
+
+
+def _fill(chosen: list[int], wanted: int, pool: list[int], excluded: set[int], rng) -> None:
+    """Append random members of ``pool`` not in ``excluded`` to ``chosen`` until it has
+    ``wanted`` (or the pool runs out). When at least half the pool is eligible, draw and
+    reject (a few draws per pick), so filling stays cheap however large the pool is."""
+    if len(pool) > 2 * (len(excluded) + wanted):
+        taken = set(excluded)
+        while len(chosen) < wanted:
+            candidate = pool[rng.randrange(len(pool))]
+            if candidate not in taken:
+                chosen.append(candidate)
+                taken.add(candidate)
+        return
+    fillers = [p for p in pool if p not in excluded]
+    while len(chosen) < wanted and fillers:
+        chosen.append(fillers.pop(rng.randrange(len(fillers))))
