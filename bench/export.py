@@ -3,9 +3,10 @@
 Builds the database with bulk inserts (SQLAlchemy core; no LLM, no model): N passages of
 ~60 words, one query per passage (seed = that passage), a human judgment per query (one
 positive, three hard negatives (none on every 25th), a false negative on every 10th,
-every 20th rejected, every 7th with an edited query) and guide scores for every labelled pair. Then runs the
-real ``curator export`` command in a child process per format (so its peak RSS is its
-own) and prints seconds, rows per second and peak RSS. Goal: each under 60 s.
+every 20th rejected, every 7th with an edited query) and guide scores for every labelled
+pair. Then runs the real ``curator export`` command in a child process per format (so its
+peak RSS is its own) and prints seconds, queries per second, rows and peak RSS. Goal:
+each under 60 s.
 
     python bench/export.py                          # 100k queries: st-triplets, beir, flag
     python bench/export.py --queries 20000 --formats st-triplets,judgments-jsonl
