@@ -122,10 +122,7 @@ def test_st_triplets_load_with_datasets_and_train_a_few_steps(project):
     report = _export(project, "st-triplets")
     out = report.out
     on_disk = datasets.load_from_disk(str(out))
-    parquet = datasets.load_dataset(
-        "parquet",
-        data_files={s: str(out / "parquet" / f"{s}.parquet") for s in ("train", "test")},
-    )
+    parquet = datasets.load_dataset("parquet", data_dir=str(out / "parquet"))
     expected = _expected(project)
     for split, name in (("train", "train"), ("eval", "test")):
         rows = [
