@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(data_dir: Path, *options: str) -> Iterator[str]:
+def serving(data_dir: Path, *options: str, project: str | None = None) -> Iterator[str]:
     """Run `curator serve` on a free port until the block ends; yields its URL."""
     port = free_port()
     server = subprocess.Popen(
@@ -57,6 +57,7 @@ def serving(data_dir: Path, *options: str) -> Iterator[str]:
             "curator.cli",
             "--data-dir",
             str(data_dir),
+            *(["--project", project] if project else []),
             "serve",
             *options,
             "--port",
@@ -386,3 +387,73 @@ def test_login_then_judgments_are_stored_under_the_logged_in_annotator(login_url
         ).all()
     database.dispose()
     assert [tuple(r) for r in who] == [("ann", "accept")]
+
+
+FINE_TUNE_DOCS = [
+    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
+    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
+    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
+    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
+    ("venus", "Venus", "Venus is the second planet from the Sun and the hottest."),
+    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
+    ("python", "Python", "Python is a dynamically typed programming language."),
+    ("bread", "Bread", "Bread is baked from a dough of flour and water."),
+]
+FINE_TUNE_QUERIES = [
+    ("drink made from tea leaves", "tea"),
+    ("steamed tea", "greentea"),
+    ("roasted beans drink", "coffee"),
+    ("the red planet", "mars"),
+    ("hottest planet", "venus"),
+    ("memory safe language", "rust"),
+    ("dynamic typing language", "python"),
+    ("baked flour dough", "bread"),
+]
+
+
+@pytest.fixture(scope="module")
+def judged_url(tmp_path_factory, guide_model):
+    """The app on a small project whose eight queries are all judged (accepted)."""
+    from conftest import mine_small_project
+
+    from curator.services.annotate import record_judgment
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    root = tmp_path_factory.mktemp("finetune")
+    database = open_database(sqlite_url(root / "data" / "curator.db"))
+    ids = mine_small_project(
+        database, root, guide_model, FINE_TUNE_DOCS, FINE_TUNE_QUERIES, top_n=8
+    )
+    for query_id in ids:
+        record_judgment(database, query_id, "ann", "accept")
+    database.dispose()
+    with serving(root / "data", project="p") as url:
+        yield url
+
+
+def test_fine_tune_button_trains_and_shows_the_comparison(judged_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(judged_url)
+    page.get_by_role("tab", name="Fine-tune").click(timeout=30_000)
+    page.get_by_label("Batch size").fill("4")
+    page.get_by_label("Max tokens").fill("64")
+    page.locator("#finetune-button").click()
+    table = page.locator("#metrics-table")
+    table.get_by_text("hybrid").wait_for(timeout=240_000)
+    for system in ("BM25", "base", "fine-tuned"):
+        assert table.get_by_text(system, exact=True).count() >= 1
+    status = page.locator("#finetune-status textarea").input_value()
+    assert re.search(r"training run \d+: \d+ rows, loss", status), status
+    page.get_by_label("Type a query").fill("a planet near the sun")
+    page.locator("#compare-button").click()
+    page.wait_for_function(
+        "() => document.querySelector('#compare-message textarea')?.value"
+        ".startsWith('Query: a planet near the sun')",
+        timeout=60_000,
+    )
+    # three ranking columns, each listing passages
+    page.locator("[role=gridcell]", has_text="Mars is the fourth planet").nth(2).wait_for(
+        timeout=30_000
+    )
+    page.close()

@@ -207,3 +207,62 @@ def test_training_without_judgments_says_what_to_do(database, tmp_path, guide_mo
 def test_retrieval_data_keeps_only_queries_with_relevant_documents():
     data = RetrievalData(["d"], ["t"], {"a": "x", "b": "y"}, {"a": {"d": 1}, "b": {"d": 0}})
     assert list(data.queries) == ["a"]
+
+
+@pytest.mark.slow
+def test_cli_train_then_eval(judged, capsys):
+    from curator.cli import main
+
+    common = ["--data-dir", str(judged.data), "--project", "p"]
+    code = main(
+        [
+            *common,
+            "train",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-seq-length",
+            "64",
+            "--eval-fraction",
+            "0.3",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "training run 1:" in out and "fine-tuned" in out and "ndcg@10" in out
+    code = main([*common, "eval", "--eval-fraction", "0.3"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    systems = [line.split()[0] for line in out.splitlines() if line.strip()][2:]
+    assert systems == ["BM25", "base", "fine-tuned", "hybrid"]
+    code = main([*common, "eval", "--run", "99"])
+    assert code == 2 and "no fine-tuned model for run 99" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
+    from curator.ui.training import held_out_choices, metrics_frames, side_by_side, training_events
+
+    events = list(training_events(judged.db, "p", judged.data, "none", "mnrl", 1, 4, 1e-4, 64, 1))
+    assert any("training: step" in e.get("status", "") for e in events)
+    final = events[-1]
+    assert "error" not in final, final
+    table, bars = metrics_frames(final["report"])
+    assert list(table["system"]) == ["BM25", "base", "fine-tuned", "hybrid"]
+    assert set(bars["metric"]) == {"ndcg@10", "mrr@10", "recall@10"}
+    assert final["curve"] and final["curve"][-1]["step"] >= 1
+
+    choices = held_out_choices(judged.db, "p")
+    assert choices
+    label, query_id = choices[0]
+    message, bm25, base, tuned = side_by_side(judged.db, "p", judged.data, "", query_id)
+    assert label in message and "relevant passages in the top 10" in message
+    for frame in (bm25, base, tuned):
+        assert list(frame["rank"]) == list(range(1, len(DOCS) + 1))
+        assert (frame["relevant"] == "✓").sum() == 1
+    assert set(tuned["vs base"]) <= {"="} | {f"▲{i}" for i in range(8)} | {
+        f"▼{i}" for i in range(8)
+    }
+    message, *_ = side_by_side(judged.db, "p", judged.data, "", None)
+    assert message == "Type a query or pick a held-out one."

@@ -203,7 +203,9 @@ def fine_tune(
         logging_steps=settings.logging_steps,
         report_to="none",
         seed=settings.seed,
-        dataloader_drop_last=len(rows) > batch_size,
+        # keep the last, smaller batch: with few rows the no-duplicates sampler may fill
+        # no complete batch at all
+        dataloader_drop_last=False,
         disable_tqdm=True,
     )
     curve: list[dict[str, float]] = []
