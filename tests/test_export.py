@@ -310,13 +310,9 @@ def test_beir_folder_reads_like_generic_data_loader(project):
             }
         seen_queries |= set(queries)
     assert not set(load_beir(report.out, "train")[1]) & set(load_beir(report.out, "test")[1])
-    tea = str(project.q[0])
-    assert (
-        load_beir(report.out, "train")[2].get(tea, load_beir(report.out, "test")[2].get(tea))[
-            "bread"
-        ]
-        == 1
-    )  # a false negative answers the query: relevant for evaluation
+    qrels = {**load_beir(report.out, "train")[2], **load_beir(report.out, "test")[2]}
+    # a false negative answers the query: relevant for evaluation
+    assert qrels[str(project.q[0])]["bread"] == 1
     assert len(seen_queries) == len(expected.examples) == report.manifest["counts"]["examples"]
 
 
@@ -457,8 +453,13 @@ def _labels(training_set: TrainingSet) -> dict[str, tuple]:
 def test_import_beir_into_a_fresh_project_gives_the_same_labels(project):
     report = _export(project, "beir")
     _fresh_project_with_corpus(project.db, report.out / "corpus.jsonl")
+    with (report.out / "queries.jsonl").open("a", encoding="utf-8") as stream:
+        stream.write(json.dumps({"_id": "only-negatives", "text": "nothing answers"}) + "\n")
+    with (report.out / "qrels" / "train.tsv").open("a", encoding="utf-8") as stream:
+        stream.write("only-negatives\ttea\t0\n")
     imported = import_labels(project.db, "q", report.out, ImportOptions("beir", seed=project.seed))
     assert imported.queries == report.manifest["counts"]["examples"]
+    assert imported.skipped == {"no_positive": 1}
     original = load_training_set(project.db, "p", "none", seed=project.seed)
     copy = load_training_set(project.db, "q", "none", seed=project.seed)
     assert _labels(copy) == _labels(original)
@@ -470,7 +471,8 @@ def test_import_beir_into_a_fresh_project_gives_the_same_labels(project):
         )
     assert models == {"imported"}
     again = import_labels(project.db, "q", report.out, ImportOptions("beir", seed=project.seed))
-    assert again.queries == 0 and again.skipped == {"already_imported": imported.queries}
+    assert again.queries == 0
+    assert again.skipped == {"already_imported": imported.queries, "no_positive": 1}
 
 
 def _table_counts(database) -> tuple[int, int, int]:

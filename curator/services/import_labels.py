@@ -125,6 +125,9 @@ def import_labels(
             fresh = [q for q in labelled if q.key not in done]
             if len(fresh) < len(labelled):
                 report.skipped["already_imported"] = len(labelled) - len(fresh)
+            if any(not q.positives for q in fresh):  # BEIR qrels with only score 0
+                report.skipped["no_positive"] = sum(1 for q in fresh if not q.positives)
+                fresh = [q for q in fresh if q.positives]
             if options.fmt == "beir":
                 ids = _passages_by_external_id(session, project_id, fresh, project)
             else:
