@@ -266,3 +266,49 @@ def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
     }
     message, *_ = side_by_side(judged.db, "p", judged.data, "", None)
     assert message == "Type a query or pick a held-out one."
+
+
+@pytest.mark.slow
+def test_a_stopped_training_run_is_resumed_by_the_next_identical_call(judged):
+    settings = TrainSettings(epochs=3, batch_size=2, max_seq_length=64, bf16="off", save_steps=2)
+    options = TrainOptions(eval_fraction=0.3, settings=settings)
+
+    def crash(step, total, loss):
+        if step == 3:
+            raise KeyboardInterrupt("simulated crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        train_project(judged.db, "p", judged.data, options, on_step=crash)
+    with judged.db.sessions() as session:
+        (stopped,) = session.scalars(select(TrainingRun)).all()
+        assert stopped.status == "interrupted"
+    report = train_project(judged.db, "p", judged.data, options)
+    assert report.run_id == stopped.id and report.resumed_from.endswith("checkpoint-2")
+    with judged.db.sessions() as session:
+        run = session.get(TrainingRun, report.run_id)
+        assert run.status == "done"
+        steps = [p["step"] for p in run.loss_curve]
+        assert steps == sorted(set(steps)) and steps[0] == 1  # the curve spans both attempts
+
+
+def test_eval_on_a_beir_folder_from_the_command_line(judged, capsys):
+    from curator.cli import main
+
+    beir = judged.data.parent / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in DOCS)
+    )
+    (beir / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": f"q{n}", "text": q}) for n, (q, _) in enumerate(QUERIES))
+    )
+    (beir / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n"
+        + "".join(f"q{n}\t{seed}\t1\n" for n, (_, seed) in enumerate(QUERIES))
+    )
+    code = main(["--data-dir", str(judged.data), "--project", "p", "eval", "--beir", str(beir)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "beir/test (8 queries)" in out
+    bm25 = next(line for line in out.splitlines() if line.startswith("BM25"))
+    assert float(bm25.split()[1]) > 0.5  # nDCG@10 on these easy queries

@@ -161,6 +161,14 @@ def train_project(
         run.status = RunStatus.RUNNING.value
         run.output_path = str(output)
         run.error = None
+    seen: list[dict[str, float]] = []  # this attempt's curve, kept if it stops
+
+    def step_done(step: int, total: int, loss: float | None) -> None:
+        if loss is not None:
+            seen.append({"step": step, "loss": loss})
+        if on_step:
+            on_step(step, total, loss)
+
     try:
         result = fine_tune(
             options.base_model,
@@ -168,7 +176,7 @@ def train_project(
             output,
             settings,
             guide_model=options.guide_model or BASE_MODEL,
-            on_step=on_step,
+            on_step=step_done,
         )
     except BaseException as error:
         status = RunStatus.FAILED if isinstance(error, Exception) else RunStatus.INTERRUPTED
@@ -177,14 +185,11 @@ def train_project(
             run.status = status.value
             run.error = str(error) or repr(error)
             run.finished_at = utcnow()
+            run.loss_curve = _merge_curves(run.loss_curve, seen)
         raise
     with database.sessions() as session, session.begin():
         run = session.get(TrainingRun, run_id)
-        previous = list(run.loss_curve or [])
-        resumed_steps = {p["step"] for p in result.loss_curve}
-        run.loss_curve = [p for p in previous if p["step"] not in resumed_steps] + [
-            *result.loss_curve
-        ]
+        run.loss_curve = _merge_curves(run.loss_curve, result.loss_curve)
         run.status = RunStatus.DONE.value
         run.finished_at = utcnow()
         run.settings = {**run.settings, "bf16": result.bf16, "steps": result.steps}
@@ -208,6 +213,13 @@ def train_project(
         seconds=result.seconds,
         resumed_from=result.resumed_from,
     )
+
+
+def _merge_curves(earlier, later) -> list[dict[str, float]]:
+    """One loss curve from an earlier attempt and a resumed one (the later wins a step)."""
+    by_step = {p["step"]: p for p in (earlier or [])}
+    by_step.update({p["step"]: p for p in later})
+    return [by_step[step] for step in sorted(by_step)]
 
 
 def _resumable_run(database, project_id, options, run_settings, snapshot) -> int:
