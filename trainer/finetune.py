@@ -211,13 +211,18 @@ def fine_tune(
     curve: list[dict[str, float]] = []
 
     class Report(TrainerCallback):
+        """Loss points into ``curve``; ``on_step`` once per step (with the step's loss when
+        it is logged, which the trainer does after ``on_step_end``)."""
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 curve.append({"step": state.global_step, "loss": float(logs["loss"])})
+                if on_step:
+                    on_step(state.global_step, state.max_steps, curve[-1]["loss"])
 
         def on_step_end(self, args, state, control, **kwargs):
-            if on_step:
-                on_step(state.global_step, state.max_steps, curve[-1]["loss"] if curve else None)
+            if on_step and state.global_step % max(1, args.logging_steps):
+                on_step(state.global_step, state.max_steps, None)
 
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Report()]
