@@ -1,10 +1,12 @@
 """Save screenshots of the app on the demo project to assets/ (for the README).
 
     python bench/screenshot.py     # writes assets/passages.png, annotate.png, pipeline.png
+    python bench/screenshot.py --pages finetune     # assets/finetune.png (trains: minutes)
     python bench/screenshot.py --pages pipeline     # only some of them
 
 Prepares a temporary data folder with the demo project and a few generated, mined and
-reranked queries (the app's own handlers, 6 passages), starts `curator serve --demo` on a
+reranked queries (the app's own handlers, 6 passages; 40, all accepted, for the
+Fine-tune page, which then trains with the button), starts `curator serve --demo` on a
 free port, opens it in headless Chromium (/usr/bin/chromium) and takes the pictures.
 """
 
@@ -29,8 +31,10 @@ ARGS = [
 ]
 
 
-def prepare(data: Path) -> None:
-    """The demo project with 6 generated, mined and reranked queries in ``data``."""
+def prepare(data: Path, sample: int = 6, accept_all: bool = False) -> None:
+    """The demo project with ``sample`` generated, mined and reranked queries in ``data``
+    (all accepted by annotator ``demo`` when ``accept_all``)."""
+    from curator.services.annotate import record_judgment
     from curator.services.demo import ensure_demo_project
     from curator.ui.handlers import run_generation, run_mining, run_reranking
     from db import open_database
@@ -38,13 +42,24 @@ def prepare(data: Path) -> None:
 
     database = open_database(sqlite_url(data / "curator.db"))
     ensure_demo_project(database, "demo")
-    run_generation(database, "demo", data, "local/gemma3-270m", 6, 1, 1)
+    run_generation(database, "demo", data, "local/gemma3-270m", sample, 1, 1)
     run_mining(database, "demo", data, 30, 1, 0.95)
     run_reranking(database, "demo", data, "local/gemma3-270m", ["ql", "guide"], 10, 0)
+    if accept_all:
+        from sqlalchemy import select
+
+        from db.models import GeneratedQuery, QueryStatus
+
+        with database.sessions() as session:
+            ids = session.scalars(
+                select(GeneratedQuery.id).where(GeneratedQuery.status == QueryStatus.OK.value)
+            ).all()
+        for query_id in ids:
+            record_judgment(database, query_id, "demo", "accept")
     database.dispose()
 
 
-PAGES = ("passages", "annotate", "pipeline")
+PAGES = ("passages", "annotate", "pipeline", "finetune")
 
 
 def main() -> None:
@@ -53,14 +68,16 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser(description="Screenshots of the app for the README.")
-    parser.add_argument("--pages", nargs="+", choices=PAGES, default=list(PAGES))
+    parser.add_argument("--pages", nargs="+", choices=PAGES, default=list(PAGES[:3]))
     pages = set(parser.parse_args().pages)
+    if "finetune" in pages and len(pages) > 1:
+        parser.error("take --pages finetune on its own (its queries are all judged)")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = Path(tempfile.mkdtemp(prefix="curator-shot-"))
-    prepare(data)
+    prepare(data, *((40, True) if "finetune" in pages else (6, False)))
     server = subprocess.Popen(
         [
             sys.executable,
@@ -112,6 +129,21 @@ def main() -> None:
                 page.locator("#guard-plot canvas, #guard-plot svg").first.wait_for(timeout=60_000)
                 time.sleep(1.0)
                 out = ROOT / "assets" / "pipeline.png"
+                page.screenshot(path=str(out), full_page=True)
+                print(f"wrote {out}")
+            if "finetune" in pages:
+                page.get_by_role("tab", name="Fine-tune").click()
+                page.locator("#finetune-button").click()
+                page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=900_000)
+                page.get_by_label("Type a query").fill("how do I write a decorator")
+                page.locator("#compare-button").click()
+                page.wait_for_function(
+                    "() => document.querySelector('#compare-message textarea')?.value"
+                    ".startsWith('Query:')",
+                    timeout=120_000,
+                )
+                time.sleep(1.5)
+                out = ROOT / "assets" / "finetune.png"
                 page.screenshot(path=str(out), full_page=True)
                 print(f"wrote {out}")
             browser.close()

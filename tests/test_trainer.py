@@ -312,3 +312,46 @@ def test_eval_on_a_beir_folder_from_the_command_line(judged, capsys):
     assert "beir/test (8 queries)" in out
     bm25 = next(line for line in out.splitlines() if line.startswith("BM25"))
     assert float(bm25.split()[1]) > 0.5  # nDCG@10 on these easy queries
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("loss", "matryoshka"),
+    [("cached_mnrl", False), ("gist", False), ("margin_mse", False), ("mnrl", True)],
+)
+def test_every_loss_trains_a_few_steps(scifact_dir, tmp_path, loss, matryoshka):
+    rows = scifact_rows(scifact_dir, 8)
+    for i, row in enumerate(rows):  # a hard negative: the next row's positive
+        row["negative_1"] = rows[(i + 1) % len(rows)]["positive"]
+    if loss == "margin_mse":
+        rows = [{**row, "label": [0.9, 0.1]} for row in rows]
+    settings = TrainSettings(
+        loss=loss,
+        matryoshka=matryoshka,
+        max_steps=2,
+        batch_size=4,
+        mini_batch_size=2,
+        max_seq_length=32,
+        bf16="off",
+        save_steps=100,
+    )
+    result = fine_tune("all-MiniLM-L6-v2", rows, tmp_path / loss, settings)
+    assert result.steps == 2 and len(result.loss_curve) == 2
+    assert all(np.isfinite(p["loss"]) for p in result.loss_curve)
+    assert (result.model_path / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_a_fine_tune_without_held_out_queries_keeps_the_model_and_says_why(
+    database, tmp_path, guide_model
+):
+    from curator.ui.training import training_events
+
+    ids = mine_small_project(database, tmp_path, guide_model, DOCS, QUERIES[:3], top_n=4)
+    for query_id in ids:
+        record_judgment(database, query_id, "ann", "accept")
+    events = list(
+        training_events(database, "p", tmp_path / "data", "none", "mnrl", 1, 2, 1e-4, 32, 1)
+    )
+    assert "error" not in events[-1]
+    assert "not evaluated: no held-out queries" in events[-1]["status"]

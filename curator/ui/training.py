@@ -92,19 +92,19 @@ def training_events(
         try:
             report = train_project(database, project, data_dir, options, on_step)
             events.put(("trained", report))
-            events.put(
-                (
-                    "evaluated",
-                    evaluate_project(
-                        database,
-                        project,
-                        data_dir,
-                        run_id=report.run_id,
-                        split_seed=options.split_seed,
-                        eval_fraction=eval_fraction,
-                    ),
+            try:
+                evaluation = evaluate_project(
+                    database,
+                    project,
+                    data_dir,
+                    run_id=report.run_id,
+                    split_seed=options.split_seed,
+                    eval_fraction=eval_fraction,
                 )
-            )
+            except ValueError as error:  # e.g. no held-out query yet: the model is kept
+                events.put(("unevaluated", str(error)))
+                return
+            events.put(("evaluated", evaluation))
         except Exception as error:  # shown to the user, with the reason
             traceback.print_exc()
             events.put(("error", str(error) or repr(error)))
@@ -134,6 +134,12 @@ def training_events(
                 "status": trained.summary() + "\n\nevaluating on the held-out queries...",
                 "curve": trained.loss_curve,
             }
+        elif kind == "unevaluated":
+            yield {
+                "status": f"{trained.summary()}\n\nnot evaluated: {event[1]}",
+                "curve": trained.loss_curve,
+            }
+            return
         elif kind == "evaluated":
             yield {"status": trained.summary(), "curve": trained.loss_curve, "report": event[1]}
             return
