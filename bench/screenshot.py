@@ -133,6 +133,8 @@ def main() -> None:
                 print(f"wrote {out}")
             if "finetune" in pages:
                 page.get_by_role("tab", name="Fine-tune").click()
+                page.get_by_label("Batch size").fill("8")  # a few steps on ~30 queries
+                page.get_by_label("Epochs").fill("2")
                 page.locator("#finetune-button").click()
                 page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=900_000)
                 page.get_by_label("Type a query").fill("how do I write a decorator")

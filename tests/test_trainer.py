@@ -250,7 +250,8 @@ def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
     assert "error" not in final, final
     table, bars = metrics_frames(final["report"])
     assert list(table["system"]) == ["BM25", "base", "fine-tuned", "hybrid"]
-    assert set(bars["metric"]) == {"ndcg@10", "mrr@10", "recall@10"}
+    assert list(bars["system"]) == list(table["system"])
+    assert list(bars["nDCG@10"]) == list(table["ndcg@10"])
     assert final["curve"] and final["curve"][-1]["step"] >= 1
 
     choices = held_out_choices(judged.db, "p")

@@ -100,6 +100,19 @@ def use_bf16(setting: str) -> bool:
     return cpu_has_bf16()
 
 
+def warmup_for(rows: int, batch_size: int, settings: TrainSettings) -> float:
+    """The warm-up (a fraction of the steps): none for runs under 10 steps, where even one
+    warm-up step would be a large share of the training (a 1-step run would not move)."""
+    import math
+
+    steps = (
+        settings.max_steps
+        if settings.max_steps > 0
+        else math.ceil(math.ceil(rows / batch_size) * settings.epochs)
+    )
+    return settings.warmup if steps >= 10 else 0.0
+
+
 def load_model(name: str, max_seq_length: int | None = None):
     """A SentenceTransformer from a local folder, the packaged MiniLM, or a hub name."""
     from sentence_transformers import SentenceTransformer
@@ -193,7 +206,7 @@ def fine_tune(
         max_steps=settings.max_steps,
         per_device_train_batch_size=batch_size,
         learning_rate=settings.learning_rate,
-        warmup_steps=settings.warmup,
+        warmup_steps=warmup_for(len(rows), batch_size, settings),
         bf16=bf16,
         use_cpu=not torch.cuda.is_available(),
         batch_sampler=BatchSamplers.NO_DUPLICATES,

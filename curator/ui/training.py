@@ -34,16 +34,15 @@ PREVIEW = 220
 
 
 def metrics_frames(report: EvaluationReport) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(table: one row per system, bar data: system, metric, value)."""
+    """(table: one row per system and metric, bar data: nDCG@10 per system)."""
     table = pd.DataFrame(
         [[system] + [round(v[m], 4) for m in METRICS] for system, v in report.metrics.items()],
         columns=["system", *METRICS],
     )
     bars = pd.DataFrame(
         [
-            {"system": system, "metric": metric, "value": round(values[metric], 4)}
+            {"system": system, "nDCG@10": round(values["ndcg@10"], 4)}
             for system, values in report.metrics.items()
-            for metric in ("ndcg@10", "mrr@10", "recall@10")
         ]
     )
     return table, bars
@@ -234,11 +233,12 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> None
     with gr.Row():
         curve = gr.LinePlot(loss_frame([]), x="step", y="loss", title="Training loss")
         bars = gr.BarPlot(
-            pd.DataFrame(columns=["system", "metric", "value"]),
+            pd.DataFrame(columns=["system", "nDCG@10"]),
             x="system",
-            y="value",
-            color="metric",
-            title="Held-out metrics",
+            y="nDCG@10",
+            title="nDCG@10 on the held-out queries",
+            sort=None,
+            y_lim=[0, 1],
         )
     table = gr.Dataframe(
         headers=["system", *METRICS], label="Held-out metrics", elem_id="metrics-table"
@@ -251,7 +251,12 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> None
     message = gr.Textbox(label="", show_label=False, elem_id="compare-message")
     with gr.Row():
         columns = [
-            gr.Dataframe(headers=RANKING_COLUMNS, label=name, wrap=True)
+            gr.Dataframe(
+                headers=RANKING_COLUMNS,
+                label=name,
+                wrap=True,
+                column_widths=["11%", "13%", "13%", "63%"],
+            )
             for name in ("BM25", "base model", "fine-tuned")
         ]
 
