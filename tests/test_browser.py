@@ -321,7 +321,7 @@ def test_annotate_three_queries_with_mouse_and_keyboard_and_judgments_persist(
 
 @pytest.fixture(scope="module")
 def login_url(tmp_path_factory, guide_model):
-    """An app behind a login with one account (ann) and two mined queries."""
+    """An app behind a login with one account (ann) and three mined queries."""
     from conftest import add_queries
 
     from curator.services.auth import set_password
@@ -343,7 +343,11 @@ def login_url(tmp_path_factory, guide_model):
     )
     database = open_database(sqlite_url(data_dir / "curator.db"))
     ingest_path(database, "default", corpus)
-    add_queries(database, "default", [("drink from leaves", "tea"), ("red planet", "mars")])
+    add_queries(
+        database,
+        "default",
+        [("drink from leaves", "tea"), ("red planet", "mars"), ("trees with acorns", "oak")],
+    )
     mine_candidates(database, "default", data_dir, MineOptions(top_n=3), guide=guide_model)
     set_password(database, "ann", "ann-password")
     database.dispose()
@@ -373,10 +377,31 @@ def test_login_then_judgments_are_stored_under_the_logged_in_annotator(login_url
     )
     assert annotator.is_disabled() or not annotator.is_editable()
     page.get_by_role("button", name="Load next").click()
-    page.get_by_text(re.compile(r"^Query #\d+")).wait_for(timeout=30_000)
+    header = re.compile(r"^Query #(\d+)")
+    page.get_by_text(header).wait_for(timeout=30_000)
     page.locator("body").click(position={"x": 5, "y": 5})
-    page.keyboard.press("a")
-    page.get_by_text(re.compile(r"Saved judgment #\d+ \(accept\)")).wait_for(timeout=30_000)
+    page.keyboard.press("a")  # keyboard
+    saved = re.compile(r"Saved judgment #(\d+) \((accept|reject)\)")
+    page.get_by_text(saved).wait_for(timeout=30_000)
+    first = page.get_by_text(saved).inner_text()
+    page.get_by_role("button", name="Accept (a)").click()  # mouse
+    page.wait_for_function(
+        "first => document.body.innerText.includes('Saved judgment') && "
+        "!document.body.innerText.includes(first)",
+        arg=first,
+        timeout=30_000,
+    )
+    second = page.get_by_text(saved).inner_text()
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("r")  # keyboard
+    page.get_by_text(re.compile(r"Saved judgment #\d+ \(reject\)")).wait_for(timeout=30_000)
+    assert first != second
+    # reload: still logged in, and the judged-by-me queue starts with a judged query
+    page.reload()
+    page.get_by_role("tab", name="Annotate").click(timeout=30_000)
+    page.get_by_label("Queue").click()
+    page.get_by_role("option", name="judged_by_me").click()
+    page.get_by_text(header).wait_for(timeout=30_000)
     page.close()
     database = open_database(sqlite_url(data_dir / "curator.db"))
     with database.sessions() as session:
@@ -386,7 +411,7 @@ def test_login_then_judgments_are_stored_under_the_logged_in_annotator(login_url
             )
         ).all()
     database.dispose()
-    assert [tuple(r) for r in who] == [("ann", "accept")]
+    assert [tuple(r) for r in who] == [("ann", "accept"), ("ann", "accept"), ("ann", "reject")]
 
 
 FINE_TUNE_DOCS = [
