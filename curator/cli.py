@@ -631,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--loss", default="mnrl", choices=["mnrl", "cached_mnrl", "gist", "margin_mse"]
     )
-    train.add_argument("--epochs", type=float, default=1.0)
+    train.add_argument("--epochs", type=float, default=2.0)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=5e-5)
     train.add_argument("--max-seq-length", type=int, default=256)

@@ -213,7 +213,7 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> None
         "of the judged seed passages are held out (stored split, seed 13) and BM25, the "
         "base model, the fine-tuned model and the hybrid RRF(BM25, fine-tuned) are "
         "compared on them. Defaults finish in minutes on a CPU for a few hundred queries; "
-        "on a GPU raise epochs and batch size. The same runs from the command line: "
+        "on a GPU raise the batch size. The same runs from the command line: "
         "`curator train` and `curator eval`."
     )
     with gr.Row():
@@ -223,7 +223,7 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> None
         loss = gr.Dropdown(
             ["mnrl", "cached_mnrl", "gist", "margin_mse"], value="mnrl", label="Loss"
         )
-        epochs = gr.Number(1, label="Epochs", minimum=0.1)
+        epochs = gr.Number(2, label="Epochs", minimum=0.1)
         batch = gr.Number(32, label="Batch size", precision=0, minimum=2)
         lr = gr.Number(5e-5, label="Learning rate")
         max_seq = gr.Number(256, label="Max tokens", precision=0, minimum=16)
