@@ -158,3 +158,12 @@ def test_split_is_stored_and_reused(project):
     # a different fraction later does not move queries that already have a stored split
     second = load_training_set(db, "p", "none", seed=3, eval_fraction=0.0)
     assert {e.query_id: e.split for e in second.examples} == stored
+
+
+def test_a_judgment_without_negatives_keeps_the_mined_ones_except_its_positives():
+    override = judgment(5, positives=[11], false_negatives=[12])
+    example, _ = resolve_example(record(judgments=[override]), "none")  # proposal: 11, 12
+    assert example.positives == [11] and example.negatives == []
+    record_with_more = record(judgments=[judgment(6, positives=[10])])
+    example, _ = resolve_example(record_with_more, "none")
+    assert example.negatives == [11, 12]

@@ -12,6 +12,9 @@ Rules (shared by the trainer and by every export format):
 - a rejected query is dropped;
 - an edited query text, and edited passage texts, replace the originals;
 - a passage marked *false negative* is never used as a negative;
+- a judgment that marks no negatives (e.g. an override that only picks the positive, or
+  imported qrels) keeps the pipeline's proposed hard negatives, minus its positives and
+  false negatives;
 - an unreviewed query (no effective judgment) is included by ``policy``: ``none`` (never),
   ``high_confidence`` (its proposal's confidence >= ``min_confidence``) or ``all``;
 - the split is by **seed passage** (all queries written for one passage land on the same
@@ -177,12 +180,14 @@ def resolve_example(
         if not latest.positives:
             return None, "no_positive"
         excluded = set(latest.positives) | set(latest.false_negatives)
+        # a judgment that marks no negatives keeps the miner's guarded hard negatives
+        negatives = latest.negatives or record.proposed_negatives
         return (
             Example(
                 **base,
                 query=latest.edited_query or record.query,
                 positives=list(latest.positives),
-                negatives=[p for p in latest.negatives if p not in excluded],
+                negatives=[p for p in negatives if p not in excluded],
                 false_negatives=list(latest.false_negatives),
                 source=latest.provenance,
                 judgment_id=latest.judgment_id,
