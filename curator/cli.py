@@ -752,10 +752,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    existing = set(logging.getLogger().handlers)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in set(logging.getLogger().handlers) - existing:
+        # some libraries (bm25s) set their own loggers to DEBUG: filter at our handler
+        handler.setLevel(level)
     settings = resolve_settings(args.data_dir, args.db, args.project)
     try:
         return args.func(args, settings)
