@@ -482,3 +482,22 @@ def test_fine_tune_button_trains_and_shows_the_comparison(judged_url, browser):
         timeout=30_000
     )
     page.close()
+
+
+def test_export_tab_offers_a_zip_that_holds_the_dataset(judged_url, browser, tmp_path):
+    import zipfile
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(judged_url)
+    page.get_by_role("tab", name="Export").click(timeout=30_000)
+    page.get_by_role("button", name="Export", exact=True).click()
+    link = page.locator("a[download]").first
+    link.wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        link.click()
+    archive = tmp_path / "export.zip"
+    download.value.save_as(archive)
+    page.close()
+    names = zipfile.ZipFile(archive).namelist()
+    assert any(n.endswith("/manifest.json") for n in names)
+    assert any(n.endswith(".parquet") for n in names)
