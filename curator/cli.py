@@ -656,8 +656,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_eval)
 
     from curator.pipeline.export import FORMATS as EXPORT_FORMATS
-    from curator.pipeline.export import SCORE_SOURCES
-    from trainer.dataset import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_CONFIDENCE, DEFAULT_SEED
+    from trainer.dataset import (
+        DEFAULT_EVAL_FRACTION,
+        DEFAULT_MIN_CONFIDENCE,
+        DEFAULT_SEED,
+        SCORE_SOURCES,
+    )
 
     export = commands.add_parser(
         "export",

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 POLICIES = ("none", "high_confidence", "all")
+SCORE_SOURCES = ("auto", "ql", "guide")
 SPLITS = ("train", "eval")
 DEFAULT_SEED = 13
 DEFAULT_EVAL_FRACTION = 0.2
@@ -284,3 +285,55 @@ def _fill(chosen: list[int], wanted: int, pool: list[int], excluded: set[int], r
     fillers = [p for p in pool if p not in excluded]
     while len(chosen) < wanted and fillers:
         chosen.append(fillers.pop(rng.randrange(len(fillers))))
+
+
+def choose_score_source(training_set: TrainingSet, wanted: str = "auto") -> str | None:
+    """The teacher scores to use: ``ql`` (the LLM's query likelihood) when any example has
+    them and ``wanted`` is ``auto``, else ``guide`` (the guide model's cosine) when any has
+    them; ``None`` when there are none. One source per set: the two scales differ."""
+    if wanted not in SCORE_SOURCES:
+        raise ValueError(f"scores must be one of {SCORE_SOURCES}, got {wanted!r}")
+    has_ql = any(e.llm_scores for e in training_set.examples)
+    has_guide = any(e.guide_scores for e in training_set.examples)
+    if wanted == "ql":
+        return "ql" if has_ql else None
+    if wanted == "guide":
+        return "guide" if has_guide else None
+    return "ql" if has_ql else ("guide" if has_guide else None)
+
+
+def teacher_scores(example: Example, source: str | None) -> dict[int, float]:
+    """The example's scores from ``source`` (``ql`` / ``guide``), empty for ``None``."""
+    if source == "ql":
+        return example.llm_scores
+    if source == "guide":
+        return example.guide_scores
+    return {}
+
+
+def margin_mse_rows(
+    training_set: TrainingSet, split: str, negatives: int, source: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """MarginMSE rows of ``split`` (``anchor``, ``positive``, ``negative_1..n``, ``label``
+    = [score(positive) - score(negative_i)] from ``source``) and how many (example,
+    positive) pairs were left out for want of ``negatives`` scored hard negatives."""
+    rows: list[dict[str, Any]] = []
+    left_out = 0
+    for example in training_set.examples:
+        if example.split != split:
+            continue
+        scores = teacher_scores(example, source)
+        scored = [n for n in example.negatives if n in scores][:negatives]
+        for positive in example.positives:
+            if len(scored) < negatives or positive not in scores:
+                left_out += 1
+                continue
+            row: dict[str, Any] = {
+                "anchor": example.query,
+                "positive": training_set.text(example, positive),
+            }
+            for i, negative in enumerate(scored, start=1):
+                row[f"negative_{i}"] = training_set.text(example, negative)
+            row["label"] = [scores[positive] - scores[n] for n in scored]
+            rows.append(row)
+    return rows, left_out

@@ -32,11 +32,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from trainer.dataset import Example, TrainingSet, training_rows
+from trainer.dataset import (
+    Example,
+    TrainingSet,
+    margin_mse_rows,
+    teacher_scores,
+    training_rows,
+)
+from trainer.dataset import choose_score_source as _choose_score_source
 
 ST_FORMATS = ("st-pairs", "st-triplets", "st-ntuples", "st-margin-mse")
 FORMATS = (*ST_FORMATS, "flag", "beir", "judgments-jsonl", "judgments-csv")
-SCORE_SOURCES = ("auto", "ql", "guide")
 #: the trainer's split -> the name written to files and dataset splits
 SPLIT_NAMES = {"train": "train", "eval": "test"}
 BEIR_HEADER = ("query-id", "corpus-id", "score")
@@ -149,26 +155,11 @@ def _umask() -> int:
 
 
 def choose_score_source(training_set: TrainingSet, wanted: str = "auto") -> str | None:
-    """The teacher scores to use: ``ql`` (the LLM's query likelihood) when any example has
-    them and ``wanted`` is ``auto``, else ``guide`` (the guide model's cosine) when any has
-    them; ``None`` when there are none. One source per export: the two scales differ."""
-    if wanted not in SCORE_SOURCES:
-        raise ExportError(f"scores must be one of {SCORE_SOURCES}, got {wanted!r}")
-    has_ql = any(e.llm_scores for e in training_set.examples)
-    has_guide = any(e.guide_scores for e in training_set.examples)
-    if wanted == "ql":
-        return "ql" if has_ql else None
-    if wanted == "guide":
-        return "guide" if has_guide else None
-    return "ql" if has_ql else ("guide" if has_guide else None)
-
-
-def _scores(example: Example, source: str | None) -> dict[int, float]:
-    if source == "ql":
-        return example.llm_scores
-    if source == "guide":
-        return example.guide_scores
-    return {}
+    """``trainer.dataset.choose_score_source``, its error as an :class:`ExportError`."""
+    try:
+        return _choose_score_source(training_set, wanted)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
 
 
 def st_columns(fmt: str, negatives: int = 3) -> list[str]:
@@ -204,7 +195,7 @@ def st_rows(
     a pair without enough scored negatives is left out."""
     st_columns(fmt, negatives)  # checks the format and the number of negatives
     if fmt == "st-margin-mse":
-        return _margin_mse_rows(training_set, split, negatives, score_source)
+        return margin_mse_rows(training_set, split, negatives, score_source)
     wanted = {"st-pairs": 0, "st-triplets": 1}.get(fmt, negatives)
     rows = training_rows(training_set, split, negatives=wanted, seed=seed)
     if fmt == "st-triplets":
@@ -214,31 +205,6 @@ def st_rows(
         ]
     pairs = sum(len(e.positives) for e in training_set.examples if e.split == split)
     return rows, pairs - len(rows)
-
-
-def _margin_mse_rows(
-    training_set: TrainingSet, split: str, negatives: int, source: str | None
-) -> tuple[list[dict[str, Any]], int]:
-    rows: list[dict[str, Any]] = []
-    left_out = 0
-    for example in training_set.examples:
-        if example.split != split:
-            continue
-        scores = _scores(example, source)
-        scored = [n for n in example.negatives if n in scores][:negatives]
-        for positive in example.positives:
-            if len(scored) < negatives or positive not in scores:
-                left_out += 1
-                continue
-            row: dict[str, Any] = {
-                "anchor": example.query,
-                "positive": training_set.text(example, positive),
-            }
-            for i, negative in enumerate(scored, start=1):
-                row[f"negative_{i}"] = training_set.text(example, negative)
-            row["label"] = [scores[positive] - scores[n] for n in scored]
-            rows.append(row)
-    return rows, left_out
 
 
 def write_st_dataset(
@@ -290,7 +256,7 @@ def flag_rows(
             "pos": [training_set.text(example, p) for p in example.positives],
             "neg": [training_set.text(example, n) for n in example.negatives],
         }
-        scores = _scores(example, score_source)
+        scores = teacher_scores(example, score_source)
         if scores and all(p in scores for p in (*example.positives, *example.negatives)):
             row["pos_scores"] = [scores[p] for p in example.positives]
             row["neg_scores"] = [scores[n] for n in example.negatives]

@@ -29,7 +29,12 @@ from curator.services.projects import require_project
 from curator.services.training_set import load_training_set
 from db import Database
 from db.models import EmbeddingModel, EvaluationResult, Passage, RunStatus, TrainingRun, utcnow
-from trainer.dataset import TrainingSet, training_rows
+from trainer.dataset import (
+    TrainingSet,
+    choose_score_source,
+    margin_mse_rows,
+    training_rows,
+)
 from trainer.evaluate import RetrievalData, Run
 from trainer.finetune import StepCallback, TrainSettings
 
@@ -68,30 +73,6 @@ class TrainReport:
             f"training run {self.run_id}: {self.train_rows} rows, loss {first:.4f} -> "
             f"{last:.4f} in {self.seconds:.0f} s{resumed}; model at {self.model_path}"
         )
-
-
-def margin_rows(training_set: TrainingSet, negatives: int = 1) -> list[dict[str, Any]]:
-    """MarginMSE rows: anchor, positive, negative_1.., and ``label`` = the teacher scores
-    [positive, negatives...] (LLM query likelihood where every pair has one, else the
-    guide's cosine). Examples without scores for all their pairs are left out."""
-    rows = []
-    for example in training_set.train:
-        chosen = example.negatives[:negatives]
-        if len(chosen) < negatives:
-            continue
-        for scores in (example.llm_scores, example.guide_scores):
-            pairs = [*example.positives[:1], *chosen]
-            if all(p in scores for p in pairs):
-                row = {
-                    "anchor": example.query,
-                    "positive": training_set.text(example, pairs[0]),
-                }
-                for i, negative in enumerate(chosen, start=1):
-                    row[f"negative_{i}"] = training_set.text(example, negative)
-                row["label"] = [float(scores[p]) for p in pairs]
-                rows.append(row)
-                break
-    return rows
 
 
 def _snapshot(training_set: TrainingSet) -> dict[str, Any]:
@@ -136,7 +117,8 @@ def train_project(
         with_scores=settings.loss == "margin_mse",
     )
     if settings.loss == "margin_mse":
-        rows = margin_rows(training_set, settings.negatives)
+        source = choose_score_source(training_set)
+        rows, _ = margin_mse_rows(training_set, "train", settings.negatives, source)
     else:
         rows = training_rows(training_set, "train", settings.negatives, seed=settings.seed)
     if len(rows) < 2:
