@@ -62,7 +62,7 @@ def test_load_beir_names_file_and_line(tmp_path):
     (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
     (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "y"}\n')
     (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\tmany\n")
-    with pytest.raises(ValueError, match=r"test.tsv:2: field score"):
+    with pytest.raises(ValueError, match=r"test.tsv:2: field 'score': must be a number"):
         load_beir(tmp_path)
 
 

@@ -16,7 +16,6 @@ L2-normalised vectors. The hybrid is Reciprocal Rank Fusion of two runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,58 +51,32 @@ class RetrievalData:
 
 
 def load_beir(folder: str | Path, split: str = "test") -> RetrievalData:
-    """A BEIR dataset folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
+    """A BEIR dataset folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``),
+    read by the project's own readers: errors name the file, line and field. Document text
+    is ``title + "\\n" + text`` when a title is present (the evaluation convention)."""
+    from curator.pipeline.label_readers import read_beir_queries, read_qrels
+    from curator.pipeline.readers import IngestError, read_records
 
-    Errors name the file and line. Document text is ``title + "\\n" + text`` when a
-    title is present (the convention of the mining stage)."""
     folder = Path(folder)
     qrels_path = folder / "qrels" / f"{split}.tsv"
     for path in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
         if not path.exists():
             raise FileNotFoundError(f"{path}: not found (a BEIR folder needs it)")
     qrels: Qrels = {}
-    with qrels_path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if line_no == 1 and parts[0] in ("query-id", "query_id", "qid"):
-                continue
-            if not line.strip():
-                continue
-            if len(parts) < 3:
-                raise ValueError(f"{qrels_path}:{line_no}: expected query-id, corpus-id, score")
-            try:
-                score = int(float(parts[2]))
-            except ValueError:
-                raise ValueError(f"{qrels_path}:{line_no}: field score: not a number") from None
-            qrels.setdefault(parts[0], {})[parts[1]] = score
-    queries: dict[str, str] = {}
-    for line_no, row in _jsonl(folder / "queries.jsonl"):
-        if str(row.get("_id")) in qrels:
-            queries[str(row["_id"])] = _field(row, "text", folder / "queries.jsonl", line_no)
+    for _, query_id, doc_id, score in read_qrels(qrels_path):
+        qrels.setdefault(query_id, {})[doc_id] = int(score)
+    queries = {
+        query_id: text
+        for query_id, (text, _, _) in read_beir_queries(folder / "queries.jsonl").items()
+        if query_id in qrels
+    }
     doc_ids, doc_texts = [], []
-    for line_no, row in _jsonl(folder / "corpus.jsonl"):
-        doc_ids.append(str(_field(row, "_id", folder / "corpus.jsonl", line_no)))
-        text = _field(row, "text", folder / "corpus.jsonl", line_no)
-        title = row.get("title") or ""
-        doc_texts.append(f"{title}\n{text}" if title else text)
+    for record in read_records(folder / "corpus.jsonl", "beir"):
+        if isinstance(record, IngestError):
+            raise record
+        doc_ids.append(record.doc_id)
+        doc_texts.append(f"{record.title}\n{record.text}" if record.title else record.text)
     return RetrievalData(doc_ids, doc_texts, queries, qrels, name=f"{folder.name}/{split}")
-
-
-def _jsonl(path: Path):
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield line_no, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({error.msg})") from None
-
-
-def _field(row: dict, name: str, path: Path, line_no: int):
-    if name not in row:
-        raise ValueError(f"{path}:{line_no}: field {name!r} is missing")
-    return row[name]
 
 
 def ir_metrics(run: Run, qrels: Qrels) -> dict[str, float]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,47 @@ def _lines(path: Path):
         raise IngestError(path, None, None, f"not valid UTF-8 ({exc.reason})") from None
 
 
+def read_beir_queries(path: Path) -> dict[str, tuple[str, str | None, int]]:
+    """A BEIR ``queries.jsonl``: query id -> (text, task from ``metadata.task``, line)."""
+    texts: dict[str, tuple[str, str | None, int]] = {}
+    for number, raw in _lines(path):
+        row = _json_line(path, number, raw)
+        query_id = _text(row, "_id", path, number)
+        text = _text(row, "text", path, number)
+        metadata = row.get("metadata")
+        task = metadata.get("task") if isinstance(metadata, dict) else None
+        texts[query_id] = (text, task if isinstance(task, str) and task.strip() else None, number)
+    return texts
+
+
+def read_qrels(path: Path) -> Iterator[tuple[int, str, str, float]]:
+    """The rows of a BEIR qrels ``.tsv`` as (line, query id, corpus id, score); a header
+    line is recognised by its non-numeric score."""
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        for number, row in enumerate(csv.reader(stream, delimiter="\t"), start=1):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if len(row) < 3:
+                names = ("query-id", "corpus-id", "score")
+                raise IngestError(
+                    path, number, names[len(row)], f"missing: {len(row)} of 3 columns"
+                )
+            query_id, corpus_id, score_text = row[0].strip(), row[1].strip(), row[2].strip()
+            try:
+                score = float(score_text)
+            except ValueError:
+                if number == 1:
+                    continue  # the header
+                raise IngestError(
+                    path, number, "score", f"must be a number, got {score_text!r}"
+                ) from None
+            if not query_id:
+                raise IngestError(path, number, "query-id", "empty (required)")
+            if not corpus_id:
+                raise IngestError(path, number, "corpus-id", "empty (required)")
+            yield number, query_id, corpus_id, score
+
+
 def read_beir_labels(folder: Path) -> list[LabelledQuery]:
     """The queries of a BEIR folder that have qrels, with their labels, in qrels order."""
     folder = Path(folder)
@@ -105,55 +147,27 @@ def read_beir_labels(folder: Path) -> list[LabelledQuery]:
     qrels = sorted((folder / "qrels").glob("*.tsv"), key=lambda p: (p.stem != "train", p.name))
     if not qrels:
         raise IngestError(folder / "qrels", None, None, "no .tsv qrels files found")
-    texts: dict[str, tuple[str, str | None, int]] = {}
-    for number, raw in _lines(queries_path):
-        row = _json_line(queries_path, number, raw)
-        query_id = _text(row, "_id", queries_path, number)
-        text = _text(row, "text", queries_path, number)
-        metadata = row.get("metadata")
-        task = metadata.get("task") if isinstance(metadata, dict) else None
-        texts[query_id] = (text, task if isinstance(task, str) and task.strip() else None, number)
+    texts = read_beir_queries(queries_path)
     found: dict[str, LabelledQuery] = {}
     for path in qrels:
         split = split_of(path)
-        with path.open(encoding="utf-8-sig", newline="") as stream:
-            for number, row in enumerate(csv.reader(stream, delimiter="\t"), start=1):
-                if not row or not any(cell.strip() for cell in row):
-                    continue
-                if len(row) < 3:
-                    names = ("query-id", "corpus-id", "score")
-                    raise IngestError(
-                        path, number, names[len(row)], f"missing: {len(row)} of 3 columns"
-                    )
-                query_id, corpus_id, score_text = row[0].strip(), row[1].strip(), row[2].strip()
-                try:
-                    score = float(score_text)
-                except ValueError:
-                    if number == 1:
-                        continue  # the header
-                    raise IngestError(
-                        path, number, "score", f"must be a number, got {score_text!r}"
-                    ) from None
-                if not query_id:
-                    raise IngestError(path, number, "query-id", "empty (required)")
-                if not corpus_id:
-                    raise IngestError(path, number, "corpus-id", "empty (required)")
-                if query_id not in texts:
-                    raise IngestError(
-                        path, number, "query-id", f"{query_id!r} is not in {queries_path.name}"
-                    )
-                labelled = found.get(query_id)
-                if labelled is None:
-                    text, task, query_line = texts[query_id]
-                    labelled = found[query_id] = LabelledQuery(
-                        key=query_id,
-                        text=text,
-                        task=task,
-                        split=split,
-                        file=str(queries_path),
-                        line=query_line,
-                    )
-                labelled.add(corpus_id, score > 0, str(path), number, "corpus-id")
+        for number, query_id, corpus_id, score in read_qrels(path):
+            if query_id not in texts:
+                raise IngestError(
+                    path, number, "query-id", f"{query_id!r} is not in {queries_path.name}"
+                )
+            labelled = found.get(query_id)
+            if labelled is None:
+                text, task, query_line = texts[query_id]
+                labelled = found[query_id] = LabelledQuery(
+                    key=query_id,
+                    text=text,
+                    task=task,
+                    split=split,
+                    file=str(queries_path),
+                    line=query_line,
+                )
+            labelled.add(corpus_id, score > 0, str(path), number, "corpus-id")
     return list(found.values())
 
 
