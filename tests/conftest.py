@@ -18,6 +18,37 @@ SHARED = Path(os.environ.get("CURATOR_SHARED_DIR", Path(__file__).resolve().pare
 SCIFACT = SHARED / "datasets" / "scifact"
 
 
+# A tiny corpus for the tests that mine, judge, train and export: (id, title, text).
+TOY_DOCS = [
+    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
+    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
+    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
+    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
+    ("venus", "Venus", "Venus is the second planet from the Sun and the hottest."),
+    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
+    ("python", "Python", "Python is a dynamically typed programming language."),
+    ("bread", "Bread", "Bread is baked from a dough of flour and water."),
+    ("rice", "Rice", "Rice is the seed of a grass, boiled or steamed to eat."),
+    ("violin", "Violin", "The violin is a string instrument played with a bow."),
+]
+# one query per passage of TOY_DOCS[:8]: (query, seed id)
+TOY_QUERIES = [
+    ("drink made from tea leaves", "tea"),
+    ("steamed tea", "greentea"),
+    ("roasted beans drink", "coffee"),
+    ("the red planet", "mars"),
+    ("hottest planet", "venus"),
+    ("memory safe language", "rust"),
+    ("dynamic typing language", "python"),
+    ("baked flour dough", "bread"),
+]
+
+
+def toy_docs(*ids: str) -> list[tuple[str, str, str]]:
+    """The TOY_DOCS with these ids, in TOY_DOCS order."""
+    return [doc for doc in TOY_DOCS if doc[0] in ids]
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "curator.db"

@@ -6,7 +6,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-from conftest import mine_small_project
+from conftest import mine_small_project, toy_docs
 from sqlalchemy import func, select
 
 from curator.services.annotate import (
@@ -19,13 +19,7 @@ from curator.services.annotate import (
 )
 from db.models import Judgment, JudgmentPassage, Passage
 
-DOCS = [
-    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
-    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
-    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
-    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
-    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
-]
+DOCS = toy_docs("tea", "greentea", "coffee", "mars", "rust")
 
 
 @pytest.fixture

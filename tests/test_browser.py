@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import write
+from conftest import TOY_DOCS, TOY_QUERIES, write
 
 from curator.services.ingest import ingest_path
 from db import open_database
@@ -414,28 +414,6 @@ def test_login_then_judgments_are_stored_under_the_logged_in_annotator(login_url
     assert [tuple(r) for r in who] == [("ann", "accept"), ("ann", "accept"), ("ann", "reject")]
 
 
-FINE_TUNE_DOCS = [
-    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
-    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
-    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
-    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
-    ("venus", "Venus", "Venus is the second planet from the Sun and the hottest."),
-    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
-    ("python", "Python", "Python is a dynamically typed programming language."),
-    ("bread", "Bread", "Bread is baked from a dough of flour and water."),
-]
-FINE_TUNE_QUERIES = [
-    ("drink made from tea leaves", "tea"),
-    ("steamed tea", "greentea"),
-    ("roasted beans drink", "coffee"),
-    ("the red planet", "mars"),
-    ("hottest planet", "venus"),
-    ("memory safe language", "rust"),
-    ("dynamic typing language", "python"),
-    ("baked flour dough", "bread"),
-]
-
-
 @pytest.fixture(scope="module")
 def judged_url(tmp_path_factory, guide_model):
     """The app on a small project whose eight queries are all judged (accepted)."""
@@ -447,9 +425,7 @@ def judged_url(tmp_path_factory, guide_model):
         pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
     root = tmp_path_factory.mktemp("finetune")
     database = open_database(sqlite_url(root / "data" / "curator.db"))
-    ids = mine_small_project(
-        database, root, guide_model, FINE_TUNE_DOCS, FINE_TUNE_QUERIES, top_n=8
-    )
+    ids = mine_small_project(database, root, guide_model, TOY_DOCS[:8], TOY_QUERIES, top_n=8)
     for query_id in ids:
         record_judgment(database, query_id, "ann", "accept")
     database.dispose()

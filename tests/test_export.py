@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import mine_small_project, write
+from conftest import TOY_DOCS, mine_small_project, write
 from sqlalchemy import func, select
 
 from curator.cli import main
@@ -26,18 +26,7 @@ from curator.services.training_set import load_training_set
 from db.models import Candidate, GeneratedQuery, Judgment, Passage, PipelineRun, QuerySplit
 from trainer.dataset import Example, PassageRecord, TrainingSet, training_rows
 
-DOCS = [
-    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
-    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
-    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
-    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
-    ("venus", "Venus", "Venus is the second planet from the Sun and the hottest."),
-    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
-    ("python", "Python", "Python is a dynamically typed programming language."),
-    ("bread", "Bread", "Bread is baked from a dough of flour and water."),
-    ("rice", "Rice", "Rice is the seed of a grass, boiled or steamed to eat."),
-    ("violin", "Violin", "The violin is a string instrument played with a bow."),
-]
+DOCS = TOY_DOCS
 QUERIES = [
     ("drink made from tea leaves", "greentea"),
     ("memory safe language", "rust"),

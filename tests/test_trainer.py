@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import mine_small_project
+from conftest import TOY_DOCS, TOY_QUERIES, mine_small_project
 from sqlalchemy import select
 
 from curator.services.annotate import record_judgment
@@ -136,26 +136,8 @@ def test_rows_are_checked_before_training():
         TrainSettings(loss="magic")
 
 
-DOCS = [
-    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
-    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
-    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
-    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
-    ("venus", "Venus", "Venus is the second planet from the Sun and the hottest."),
-    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
-    ("python", "Python", "Python is a dynamically typed programming language."),
-    ("bread", "Bread", "Bread is baked from a dough of flour and water."),
-]
-QUERIES = [
-    ("drink made from tea leaves", "tea"),
-    ("steamed tea", "greentea"),
-    ("roasted beans drink", "coffee"),
-    ("the red planet", "mars"),
-    ("hottest planet", "venus"),
-    ("memory safe language", "rust"),
-    ("dynamic typing language", "python"),
-    ("baked flour dough", "bread"),
-]
+DOCS = TOY_DOCS[:8]
+QUERIES = TOY_QUERIES
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from conftest import mine_small_project
+from conftest import mine_small_project, toy_docs
 from sqlalchemy import select
 
 from curator.services.annotate import record_judgment, undo_last
@@ -20,14 +20,7 @@ from trainer.dataset import (
     training_rows,
 )
 
-DOCS = [
-    ("tea", "Tea", "Tea is made by pouring hot water over cured tea leaves."),
-    ("greentea", "Green tea", "Green tea leaves are steamed, not oxidised, then dried."),
-    ("coffee", "Coffee", "Coffee is brewed from roasted coffee beans."),
-    ("mars", "Mars", "Mars is the fourth planet from the Sun."),
-    ("rust", "Rust", "Rust is a systems programming language focused on memory safety."),
-    ("python", "Python", "Python is a dynamically typed programming language."),
-]
+DOCS = toy_docs("tea", "greentea", "coffee", "mars", "rust", "python")
 
 
 def record(query_id=1, seed=10, judgments=(), confidence=0.9):
