@@ -135,10 +135,18 @@ def bm25_run(data: RetrievalData, k: int = 100) -> Run:
     return run
 
 
-def _top(scores: np.ndarray, doc_ids: list[str], k: int) -> dict[str, float]:
+def _best(scores: np.ndarray, k: int) -> np.ndarray:
+    """Row indices of the ``k`` highest scores, best first (ties in row order)."""
     top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return {doc_ids[i]: float(scores[i]) for i in top if scores[i] > 0 or k >= len(scores)}
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def _top(scores: np.ndarray, doc_ids: list[str], k: int) -> dict[str, float]:
+    """BM25's top ``k``: documents with no query term (score 0) only when ``k`` covers the
+    whole corpus."""
+    return {
+        doc_ids[i]: float(scores[i]) for i in _best(scores, k) if scores[i] > 0 or k >= len(scores)
+    }
 
 
 EncodeFn = Callable[[list[str]], np.ndarray]
@@ -161,9 +169,9 @@ def dense_run(
     for start in range(0, len(query_ids), 256):
         block = query_vectors[start : start + 256] @ doc_vectors.T
         for offset, scores in enumerate(block):
-            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(k)
-            top = top[np.argsort(-scores[top], kind="stable")]
-            run[query_ids[start + offset]] = {data.doc_ids[i]: float(scores[i]) for i in top}
+            run[query_ids[start + offset]] = {
+                data.doc_ids[i]: float(scores[i]) for i in _best(scores, k)
+            }
     return run, doc_vectors
 
 
