@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import jsonschema
 import pytest
 from conftest import TOY_DOCS, mine_small_project, write
 from sqlalchemy import func, select
@@ -228,7 +229,6 @@ FLAG_SCHEMA = {
 
 
 def test_flag_jsonl_matches_the_schema_and_the_database(project):
-    jsonschema = pytest.importorskip("jsonschema")
     report = _export(project, "flag")
     expected = _expected(project, with_scores=True)
     texts = _passage_texts(project.db)
