@@ -1,7 +1,11 @@
 # Two commands on a fresh machine:
 #   make run    create .venv, install everything, open the app on the embedded demo corpus
 #   make test   the same install if needed, then the fast test suite
-# llama-cpp-python builds from source (about 3 minutes on 2 cores).
+# llama-cpp-python builds from source (about 3 minutes on 2 cores), portable by default:
+# curator/cpuflags.py turns /proc/cpuinfo into explicit GGML flags (AVX2 baseline, AVX-512
+# where listed, never AMX, no -march=native). A changed flag set rebuilds it (pip's wheel
+# cache is keyed by version, not flags, so the build skips it). To force a native build:
+#   make install LLAMA_NATIVE=1
 # torch comes first and pinned: torch==2.13.0 is the CPU wheel; a bare `torch` would pull
 # a multi-GB CUDA build. Override TORCH_SPEC on other machines, e.g.
 #   make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
@@ -11,18 +15,35 @@ TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLAMA_SPEC := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
+ifeq ($(LLAMA_NATIVE),1)
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON
+else
+LLAMA_CMAKE_ARGS := $(shell $(PYTHON) curator/cpuflags.py)
+endif
+LLAMA_ARGS_FILE := $(VENV)/.llama-cmake-args
+LLAMA_STAMP := $(VENV)/.llama-built
 HOST ?= 127.0.0.1
 PORT ?= 7860
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-slow test-all browser-deps lint bench clean
+.PHONY: install run test test-slow test-all browser-deps lint bench clean FORCE
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# The flag file changes only when the flags do, so the llama build reruns only then.
+$(LLAMA_ARGS_FILE): FORCE
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo '$(LLAMA_CMAKE_ARGS)' | cmp -s - $@ || echo '$(LLAMA_CMAKE_ARGS)' > $@
+
+$(LLAMA_STAMP): $(LLAMA_ARGS_FILE)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "building $(LLAMA_SPEC) with CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)"
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+		$(BIN)/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "$(LLAMA_SPEC)"
+	touch $@
+
+$(STAMP): pyproject.toml $(LLAMA_STAMP)
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
-		$(BIN)/python -m pip install --quiet -e ".[dev,onnx]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,onnx]"
 	touch $(STAMP)
 
 install: $(STAMP)
