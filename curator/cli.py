@@ -261,6 +261,11 @@ def _print_evaluation(database, settings: Settings, *, run_id, args, beir=None) 
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"\n{report.dataset} ({report.queries} queries)")
+    if report.split == "held-out-generated":
+        print(
+            "note: no reviewed held-out queries yet; these are generated queries nobody has "
+            "checked, scored against their proposed positive. Judge queries for a real figure."
+        )
     print(f"{'system':<12}" + "".join(f"{m:>12}" for m in METRICS))
     for system, values in report.metrics.items():
         print(f"{system:<12}" + "".join(f"{values[m]:>12.4f}" for m in METRICS))

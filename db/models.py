@@ -210,8 +210,42 @@ class GeneratedQuery(Base):
     note: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: fingerprint of the few-shot example set in the prompt (``None`` before 0004)
+    examples_version: Mapped[str | None] = mapped_column(String(64))
 
     seed_passage: Mapped[Passage] = relationship()
+
+
+class FlagKind(StrEnum):
+    COPY = "copy"
+    JUNK = "junk"
+    DUPLICATE = "duplicate"
+    INCONSISTENT = "inconsistent"
+
+
+class QueryFlag(Base):
+    """Why a generated query is not worth training on, as a machine found it.
+
+    Written by the stage that checks it (generation: copy, junk, duplicate; mining:
+    inconsistent, when the guide does not retrieve the seed), never a silent drop: the
+    label-free policy leaves flagged unreviewed queries out, a person's judgment wins, and
+    the app lists flagged queries in a queue of their own.
+    """
+
+    __tablename__ = "query_flags"
+    __table_args__ = (
+        UniqueConstraint("query_id", "kind"),
+        CheckConstraint(_in("kind", FlagKind), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    query_id: Mapped[int] = mapped_column(
+        ForeignKey("generated_queries.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Candidate(Base):

@@ -74,7 +74,7 @@ def test_queries_are_stored_with_model_prompt_version_and_raw_reply(corpus):
 def test_unparseable_reply_is_stored_raw_flagged_and_retried_on_request(corpus):
     bad = " I think it is true that the brain is growing."
     client = client_replying([bad, GOOD.format("second passage query words")], concurrency=1)
-    report = generate_queries(corpus, "p", client, GenerateOptions(limit=2))
+    report = generate_queries(corpus, "p", client, GenerateOptions(limit=2, resample=0))
     assert (report.ok, report.parse_failed) == (1, 1)
     failed = rows(corpus)[0]
     assert (failed.status, failed.raw_output, failed.query) == ("parse_failed", bad, "")
@@ -210,3 +210,74 @@ def test_a_long_passage_is_cut_and_the_cut_is_noted(database, tmp_path):
     assert report.truncated == 1
     note = json.loads(rows(database)[0].note)
     assert note["truncated"] == "passage cut from 500 to 100 words"
+
+
+def test_a_copy_of_the_passage_is_resampled_and_a_clean_draw_kept(corpus):
+    copy = GOOD.format("Passage text number 0")  # the passage's own words
+    client = client_replying([copy, GOOD.format("what does the zeroth item say")], concurrency=1)
+    report = generate_queries(corpus, "p", client, GenerateOptions(limit=1))
+    assert (report.ok, report.resampled, report.flagged) == (1, 1, {})
+    [stored] = rows(corpus)
+    assert stored.query == "what does the zeroth item say"
+    draws = json.loads(stored.note)["draws"]
+    assert "copy" in draws[0]["flags"] and draws[1]["flags"] == {}
+
+
+def test_a_query_still_flagged_after_resampling_is_stored_with_its_flag(corpus):
+    from curator.services.training_set import load_training_set
+    from db.models import QueryFlag
+
+    copies = [GOOD.format("Title 0 Passage text number 0")] * 3
+    report = generate_queries(
+        corpus, "p", client_replying(copies, concurrency=1), GenerateOptions(limit=1)
+    )
+    assert report.ok == 1 and report.flagged == {"copy": 1} and report.resampled == 2
+    with corpus.sessions() as session:
+        [flag] = session.scalars(select(QueryFlag)).all()
+    assert flag.kind == "copy" and "span of the passage" in flag.reason
+    # the label-free policy leaves it out and says why
+    assert load_training_set(corpus, "p", "all").dropped == {"flagged_copy": 1}
+
+
+def test_the_same_query_for_two_passages_is_flagged_duplicate(corpus):
+    same = [GOOD.format("what is the number of this item")] * 2
+    report = generate_queries(
+        corpus, "p", client_replying(same, concurrency=1), GenerateOptions(limit=2)
+    )
+    assert report.flagged == {"duplicate": 1}
+
+
+def test_accepted_and_edited_queries_become_the_examples_of_later_runs(corpus):
+    from curator.services.annotate import annotator_id, record_judgment
+
+    generate_queries(
+        corpus,
+        "p",
+        client_replying([GOOD.format(f"machine query {i}") for i in range(3)], concurrency=1),
+        GenerateOptions(limit=3),
+    )
+    first = rows(corpus)
+    annotator_id(corpus, "ann")
+    for row in first:
+        record_judgment(
+            corpus,
+            row.id,
+            "ann",
+            "override",
+            positives=[row.seed_passage_id],
+            edited_query=f"curated wording {row.id}",
+        )
+    prompts = []
+    client = client_replying([], concurrency=1)
+    completion = client._litellm.completion
+
+    def recording(**kwargs):
+        prompts.append(kwargs["messages"][0]["content"])
+        return completion(**kwargs)
+
+    client._litellm.completion = recording
+    report = generate_queries(corpus, "p", client, GenerateOptions(limit=1))
+    assert report.examples.startswith("curated")
+    assert "curated wording" in prompts[0] and "great barrier reef" not in prompts[0].lower()
+    later = rows(corpus)[-1]
+    assert later.examples_version and later.examples_version != first[0].examples_version

@@ -16,7 +16,10 @@ Rules (shared by the trainer and by every export format):
   imported qrels) keeps the pipeline's proposed hard negatives, minus its positives and
   false negatives;
 - an unreviewed query (no effective judgment) is included by ``policy``: ``none`` (never),
-  ``high_confidence`` (its proposal's confidence >= ``min_confidence``) or ``all``;
+  ``high_confidence`` (its proposal's confidence >= ``min_confidence``) or ``all``; an
+  unreviewed query that a pipeline stage flagged (a copy of its passage, junk, a
+  duplicate, or a seed the guide does not retrieve) is left out under every policy, with
+  the flag as the reason; a person's judgment overrides the flags;
 - the split is by **seed passage** (all queries written for one passage land on the same
   side, so no query or near-duplicate of it is in both), decided by a hash of the seed and
   the passage id: stable when queries are added, and stored so runs compare.
@@ -82,6 +85,7 @@ class QueryRecord:
     confidence: float | None = None
     proposal_provenance: str | None = None
     judgments: list[JudgmentRecord] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # flag kinds (copy, junk, ...)
 
 
 @dataclass
@@ -199,6 +203,8 @@ def resolve_example(
         )
     if policy == "none":
         return None, "unreviewed"
+    if record.flags:
+        return None, f"flagged_{sorted(record.flags)[0]}"
     if not record.proposed_positives:
         return None, "no_proposal"
     if policy == "high_confidence" and (record.confidence or 0.0) < min_confidence:

@@ -47,12 +47,15 @@ def reciprocal_rank_fusion(
 
 
 def fused_order(
-    fused: Mapping[int, float], tie_break: Mapping[int, float] | None = None
+    fused: Mapping[int, float],
+    tie_break: Mapping[int, float] | None = None,
+    seed: int | None = None,
 ) -> list[int]:
-    """Passages by fused score, best first; ties broken by ``tie_break`` (e.g. guide score),
-    then by passage id, so the order is deterministic."""
+    """Passages by fused score, best first; ties go to the ``seed`` passage (the one the
+    query was written for: a tie between the LLM's and the guide's favourites must not
+    drop it), then by ``tie_break`` (e.g. guide score), then by passage id."""
     tie_break = tie_break or {}
-    return sorted(fused, key=lambda p: (-fused[p], -tie_break.get(p, 0.0), p))
+    return sorted(fused, key=lambda p: (-fused[p], p != seed, -tie_break.get(p, 0.0), p))
 
 
 @dataclass

@@ -22,7 +22,9 @@ The model's reply is ``" <task>\\nQuery: <query>"``. The same text works for bas
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -30,11 +32,14 @@ from pathlib import Path
 
 from curator.pipeline.readers import IngestError
 
-PROMPT_VERSION = "fret-fewshot-v1"
+PROMPT_VERSION = "fret-fewshot-v2"
 INSTRUCTION = (
-    "Each passage below is followed by a retrieval task and a query that the passage "
-    "answers. The query uses the key terms of the passage."
+    "Each passage below is followed by a search task and a query that a person would type "
+    "to find the passage. The person has not read the passage: the query says what they "
+    "want in their own words and does not copy a sentence of the passage."
 )
+#: how many few-shot examples each prompt shows, drawn per passage from the example set
+EXAMPLES_PER_PROMPT = 3
 STOP = ["\n\n", "Passage:", "Title:"]
 MAX_PASSAGE_WORDS = 300
 MAX_QUERY_WORDS = 64
@@ -110,6 +115,24 @@ def load_examples(path: str | Path | None = None) -> list[GenerationExample]:
     return examples
 
 
+def examples_version(examples: list[GenerationExample]) -> str:
+    """A short fingerprint of the example set (stored with every query it prompted)."""
+    payload = json.dumps([vars(e) for e in examples], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def choose_examples(
+    examples: list[GenerationExample], key: str, k: int = EXAMPLES_PER_PROMPT
+) -> list[GenerationExample]:
+    """``k`` examples drawn from the set by a seed made of ``key`` (e.g. passage id and
+    sample index): each passage sees a stable mix of tasks and query styles, so no one
+    example's task or wording dominates a run (Gecko samples tasks the same way)."""
+    if len(examples) <= k:
+        return list(examples)
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    return random.Random(seed).sample(examples, k)
+
+
 def _block(title: str, passage: str) -> str:
     head = f"Title: {title}\n" if title else ""
     return f"{head}Passage: {passage}"
@@ -138,6 +161,56 @@ def build_generation_messages(
         )
     parts.append(f"{_block(' '.join(passage.title.split()), text)}\nTask:")
     return GenerationPrompt([{"role": "user", "content": "\n\n".join(parts)}], truncated_from)
+
+
+#: words of a task instruction ("Given a question, retrieve passages that answer it.")
+_INSTRUCTION_WORDS = frozenset(
+    [
+        "given",
+        "a",
+        "an",
+        "the",
+        "retrieve",
+        "find",
+        "search",
+        "passages",
+        "passage",
+        "documents",
+        "document",
+        "articles",
+        "article",
+        "that",
+        "which",
+        "answer",
+        "answers",
+        "it",
+        "them",
+        "query",
+        "queries",
+        "question",
+        "questions",
+        "relevant",
+        "to",
+        "for",
+        "support",
+        "refute",
+        "or",
+        "and",
+    ]
+)
+
+
+def _repeats_instruction(query: str, task: str) -> bool:
+    """True when the query restates the task's instruction: most of its words are the
+    task's and at least half are instruction words. A short topical query that shares the
+    task's topic words ("list of national parks in africa") passes."""
+    query_words = re.findall(r"\w+", query.lower())
+    task_words = set(re.findall(r"\w+", task.lower()))
+    if not query_words:
+        return False
+    in_task = sum(w in task_words for w in query_words)
+    instruction = sum(w in _INSTRUCTION_WORDS for w in query_words)
+    return in_task >= 0.7 * len(query_words) and instruction >= 0.5 * len(query_words)
 
 
 _QUOTES = "\"'`“”‘’"
@@ -174,9 +247,7 @@ def parse_generation(
         raise ParseError("empty query")
     if len(query.split()) > MAX_QUERY_WORDS:
         raise ParseError(f"query longer than {MAX_QUERY_WORDS} words")
-    query_words = re.findall(r"\w+", query.lower())
-    task_words = set(re.findall(r"\w+", task.lower()))
-    if query_words and sum(w in task_words for w in query_words) >= 0.7 * len(query_words):
+    if _repeats_instruction(query, task):
         raise ParseError("the query repeats the task instead of asking about the passage")
     normalised = " ".join(query.lower().split())
     if any(normalised == " ".join(e.query.lower().split()) for e in examples):

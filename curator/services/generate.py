@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from curator.llm.client import LLMClient, LLMError
 from curator.pipeline.generate import (
@@ -31,15 +31,18 @@ from curator.pipeline.generate import (
     ParseError,
     PassageInput,
     build_generation_messages,
+    choose_examples,
+    examples_version,
     load_examples,
     parse_generation,
 )
 from curator.pipeline.likelihood import build_ql_prefix, mean_log_likelihood, ql_continuation
+from curator.pipeline.query_quality import copy_reason, duplicate_reasons, junk_reason
 from curator.progress import NullProgress, Progress
 from curator.services.projects import require_project
 from curator.services.runs import recorded_run
 from db import Database
-from db.models import GeneratedQuery, Passage, QueryStatus, Stage
+from db.models import FlagKind, GeneratedQuery, Passage, QueryFlag, QueryStatus, Stage
 
 log = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 10.0
@@ -54,6 +57,11 @@ class GenerateOptions:
     None means every passage. ``limit`` caps how many passages this run handles.
     ``best_of`` > 1 samples that many replies and keeps the query the model itself finds
     most likely given the passage (mean per-token query likelihood; local models only).
+    ``resample``: up to that many extra draws (at ``resample_temperature``) when every
+    draw so far is a copy of the passage or junk; a query still flagged after them is
+    stored with its flags. ``examples_path`` None: the project's curated examples when
+    annotators have accepted or edited at least ``MIN_CURATED_EXAMPLES`` queries
+    (``use_curated``), else the examples that ship with curator.
     """
 
     queries_per_passage: int = 1
@@ -64,12 +72,17 @@ class GenerateOptions:
     best_of: int = 1
     examples_path: Path | None = None
     max_passage_words: int = 300
+    resample: int = 2
+    resample_temperature: float = 0.9
+    use_curated: bool = True
 
     def __post_init__(self) -> None:
         if self.queries_per_passage < 1:
             raise ValueError("queries per passage must be at least 1")
         if self.best_of < 1:
             raise ValueError("best-of must be at least 1")
+        if self.resample < 0:
+            raise ValueError("resample must be 0 or more")
         if self.sample is not None and self.sample < 1:
             raise ValueError("sample size must be at least 1")
 
@@ -85,12 +98,19 @@ class GenerateReport:
     parse_failed: int = 0
     errors: int = 0
     truncated: int = 0
+    flagged: dict[str, int] = field(default_factory=dict)
+    resampled: int = 0
+    examples: str = "default"
     seconds: float = 0.0
     usage: dict = field(default_factory=dict)
     error: str | None = None
 
-    def add(self, status: QueryStatus, *, truncated: bool = False) -> None:
-        """Count one stored reply."""
+    def add(
+        self, status: QueryStatus, *, truncated: bool = False, flags: dict | None = None
+    ) -> None:
+        """Count one stored reply (and its quality flags)."""
+        for kind in flags or {}:
+            self.flagged[kind] = self.flagged.get(kind, 0) + 1
         if status is QueryStatus.OK:
             self.ok += 1
         elif status is QueryStatus.ERROR:
@@ -107,6 +127,8 @@ class GenerateReport:
             "parse_failed": self.parse_failed,
             "errors": self.errors,
             "truncated": self.truncated,
+            "resampled": self.resampled,
+            **{f"flagged_{kind}": n for kind, n in sorted(self.flagged.items())},
         }
 
     def summary(self) -> str:
@@ -115,9 +137,19 @@ class GenerateReport:
         return (
             f"generated {self.ok} queries, {self.parse_failed} replies did not parse "
             f"(stored raw, retry with --retry-failed); {self.errors} passages too long for the "
-            f"model; {self.already_done} already done; "
+            f"model; {self.already_done} already done; flagged {self._flag_text()}; "
             f"{rate:.0f} passages/min with {self.model} ({self.prompt_version})"
         )
+
+    def _flag_text(self) -> str:
+        if not self.flagged:
+            return "none"
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(self.flagged.items()))
+
+
+MIN_CURATED_EXAMPLES = 3
+MAX_CURATED_EXAMPLES = 24
+CURATED_PASSAGE_WORDS = 80
 
 
 class GenerationFailed(RuntimeError):
@@ -148,12 +180,14 @@ def generate_queries(
 ) -> GenerateReport:
     """Generate queries for the chosen passages of ``project``; see the module docstring."""
     progress = progress or NullProgress()
-    examples = load_examples(options.examples_path)
     model = client.settings.model
     project_id = require_project(database, project)
+    examples, examples_source = _examples_for(database, project_id, options)
+    version = examples_version(examples)
     settings = {
         "llm": client.settings.public(),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
+        "examples": {"source": examples_source, "version": version, "count": len(examples)},
     }
     started = time.monotonic()
     report = None
@@ -166,7 +200,12 @@ def generate_queries(
             model=model,
             prompt_version=PROMPT_VERSION,
         ) as run:
-            report = GenerateReport(run_id=run.run_id, model=model, prompt_version=PROMPT_VERSION)
+            report = GenerateReport(
+                run_id=run.run_id,
+                model=model,
+                prompt_version=PROMPT_VERSION,
+                examples=f"{examples_source} ({version})",
+            )
             run.counts, run.usage = report.counts, client.usage.as_dict
             tasks = _plan(database, project_id, model, options, report)
             progress.start(len(tasks), "passages", f"generate ({model})")
@@ -176,12 +215,16 @@ def generate_queries(
                 return _generate_one(client, task, examples, options)
 
             for task, outcome in client.map(work, tasks):
-                _store(database, project_id, run.run_id, model, task, outcome)
-                report.add(outcome.status, truncated=outcome.truncated)
+                _store(database, project_id, run.run_id, model, version, task, outcome)
+                report.add(outcome.status, truncated=outcome.truncated, flags=outcome.flags)
+                report.resampled += outcome.resampled
                 progress.advance(1)
                 if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
                     last_checkpoint = time.monotonic()
                     run.checkpoint()
+            duplicates = flag_duplicates(database, project_id, run.run_id)
+            if duplicates:
+                report.flagged["duplicate"] = report.flagged.get("duplicate", 0) + duplicates
     except LLMError as error:
         if report is None:
             raise
@@ -278,14 +321,40 @@ class _Outcome:
     error: str | None
     note: str | None
     truncated: bool = False
+    flags: dict[str, str] = field(default_factory=dict)
+    resampled: int = 0
+
+
+@dataclass(frozen=True)
+class _Draw:
+    raw: str
+    parsed: ParsedGeneration | None
+    error: str | None
+    flags: dict[str, str] = field(default_factory=dict)
+
+
+def quality_flags(
+    query: str, title: str, text: str, examples: list[GenerationExample]
+) -> dict[str, str]:
+    """``{kind: reason}`` of the copy and junk checks for one query (empty when it passes)."""
+    flags = {}
+    junk = junk_reason(query, [e.query for e in examples], [e.passage for e in examples])
+    if junk:
+        flags[FlagKind.JUNK.value] = junk
+    copy = copy_reason(query, f"{title}\n{text}")
+    if copy:
+        flags[FlagKind.COPY.value] = copy
+    return flags
 
 
 def _generate_one(
     client: LLMClient, task: _Task, examples: list[GenerationExample], options: GenerateOptions
 ) -> _Outcome:
-    """Ask for one passage and query index (``best_of`` draws) and parse the reply."""
+    """Ask for one passage and query index and parse the reply: ``best_of`` clean draws
+    wanted, up to ``resample`` extra draws while the draws so far are copies or junk."""
+    shown = choose_examples(examples, f"{task.passage_id}:{task.sample_index}")
     prompt = build_generation_messages(
-        PassageInput(task.title, task.text), examples, options.max_passage_words
+        PassageInput(task.title, task.text), shown, options.max_passage_words
     )
     notes: dict[str, object] = {}
     truncated = prompt.truncated_from is not None
@@ -295,13 +364,18 @@ def _generate_one(
         )
     if task.previous_raw is not None:
         notes["previous_raw"] = task.previous_raw
-    draws = []
-    for draw in range(options.best_of):
+    draws: list[_Draw] = []
+    for draw in range(options.best_of + options.resample):
+        clean = [d for d in draws if d.parsed is not None and not d.flags]
+        if len(clean) >= options.best_of or (draw >= options.best_of and clean):
+            break
+        extra = {"temperature": options.resample_temperature} if draw >= options.best_of else {}
         try:
             reply = client.complete(
                 prompt.messages,
                 seed=sample_seed(task.passage_id, task.sample_index, draw, options.seed),
                 stop=STOP,
+                **extra,
             )
         except LLMError as exc:
             if exc.kind != "context_window":
@@ -311,32 +385,56 @@ def _generate_one(
             message = f"too long for the model's context: {exc.provider_message}"
             return _Outcome(QueryStatus.ERROR, None, "", message, _dump(notes), truncated)
         try:
-            draws.append((reply.text, parse_generation(reply.text, examples), None))
+            parsed = parse_generation(reply.text, examples)
         except ParseError as exc:
-            draws.append((reply.text, None, str(exc)))
-    parsed_draws = [d for d in draws if d[1] is not None]
+            draws.append(_Draw(reply.text, None, str(exc)))
+            continue
+        flags = quality_flags(parsed.query, task.title, task.text, examples)
+        draws.append(_Draw(reply.text, parsed, None, flags))
+    resampled = max(0, len(draws) - options.best_of)
+    if resampled:
+        notes["draws"] = [
+            {"query": d.parsed.query if d.parsed else None, "flags": d.flags, "error": d.error}
+            for d in draws
+        ]
+    parsed_draws = [d for d in draws if d.parsed is not None]
     if not parsed_draws:
-        raw, _, error = draws[0]
-        return _Outcome(QueryStatus.PARSE_FAILED, None, raw, error, _dump(notes), truncated)
-    if options.best_of == 1:
-        raw, parsed, _ = parsed_draws[0]
-    else:
-        raw, parsed = _choose_by_likelihood(client, task, parsed_draws, notes)
-    return _Outcome(QueryStatus.OK, parsed, raw, None, _dump(notes), truncated)
+        first = draws[0]
+        return _Outcome(
+            QueryStatus.PARSE_FAILED,
+            None,
+            first.raw,
+            first.error,
+            _dump(notes),
+            truncated,
+            resampled=resampled,
+        )
+    pool = [d for d in parsed_draws if not d.flags] or parsed_draws[:1]
+    chosen = pool[0] if len(pool) == 1 else _choose_by_likelihood(client, task, pool, notes)
+    return _Outcome(
+        QueryStatus.OK,
+        chosen.parsed,
+        chosen.raw,
+        None,
+        _dump(notes),
+        truncated,
+        flags=chosen.flags,
+        resampled=resampled,
+    )
 
 
-def _choose_by_likelihood(client: LLMClient, task: _Task, draws, notes: dict) -> tuple:
+def _choose_by_likelihood(client: LLMClient, task: _Task, draws: list[_Draw], notes: dict):
     """The draw whose query has the highest mean per-token log-likelihood given the passage."""
     from curator.llm.likelihood import log_likelihood
 
     prefix = build_ql_prefix(task.title, task.text)
     scored = []
-    for raw, parsed, _ in draws:
-        total, tokens = log_likelihood(client.settings, prefix, ql_continuation(parsed.query))
-        scored.append((mean_log_likelihood(total, tokens), raw, parsed))
-    notes["best_of"] = [{"query": p.query, "mean_logprob": round(s, 4)} for s, _, p in scored]
-    _, raw, parsed = max(scored, key=lambda item: item[0])
-    return raw, parsed
+    for draw in draws:
+        query = draw.parsed.query
+        total, tokens = log_likelihood(client.settings, prefix, ql_continuation(query))
+        scored.append((mean_log_likelihood(total, tokens), draw))
+    notes["best_of"] = [{"query": d.parsed.query, "mean_logprob": round(s, 4)} for s, d in scored]
+    return max(scored, key=lambda item: item[0])[1]
 
 
 def _dump(notes: dict) -> str | None:
@@ -344,8 +442,15 @@ def _dump(notes: dict) -> str | None:
 
 
 def _store(
-    database: Database, project_id: int, run_id: int, model: str, task: _Task, outcome: _Outcome
+    database: Database,
+    project_id: int,
+    run_id: int,
+    model: str,
+    version: str,
+    task: _Task,
+    outcome: _Outcome,
 ) -> None:
+    """Write one reply (a new row, or the retried row updated) and its quality flags."""
     parsed = outcome.parsed
     values = {
         "task": parsed.task if parsed else "",
@@ -355,20 +460,115 @@ def _store(
         "error": outcome.error,
         "note": outcome.note,
         "run_id": run_id,
+        "examples_version": version,
     }
     with database.sessions() as session, session.begin():
         if task.existing_id is not None:
             row = session.get(GeneratedQuery, task.existing_id)
             for key, value in values.items():
                 setattr(row, key, value)
-        else:
-            session.add(
-                GeneratedQuery(
-                    project_id=project_id,
-                    seed_passage_id=task.passage_id,
-                    sample_index=task.sample_index,
-                    model=model,
-                    prompt_version=PROMPT_VERSION,
-                    **values,
+            session.execute(
+                delete(QueryFlag).where(
+                    QueryFlag.query_id == row.id,
+                    QueryFlag.kind.in_([FlagKind.COPY.value, FlagKind.JUNK.value]),
                 )
             )
+        else:
+            row = GeneratedQuery(
+                project_id=project_id,
+                seed_passage_id=task.passage_id,
+                sample_index=task.sample_index,
+                model=model,
+                prompt_version=PROMPT_VERSION,
+                **values,
+            )
+            session.add(row)
+        session.flush()
+        session.add_all(
+            QueryFlag(query_id=row.id, kind=kind, reason=reason, run_id=run_id)
+            for kind, reason in outcome.flags.items()
+        )
+
+
+def flag_duplicates(database: Database, project_id: int, run_id: int | None) -> int:
+    """Flag each parsed query of the project whose text an earlier query for another seed
+    passage already has (``duplicate``); returns how many new flags were written."""
+    with database.sessions() as session, session.begin():
+        rows = session.execute(
+            select(GeneratedQuery.id, GeneratedQuery.seed_passage_id, GeneratedQuery.query).where(
+                GeneratedQuery.project_id == project_id,
+                GeneratedQuery.status == QueryStatus.OK.value,
+            )
+        ).all()
+        found = duplicate_reasons([(r.id, r.seed_passage_id, r.query) for r in rows])
+        already = set(
+            session.scalars(
+                select(QueryFlag.query_id)
+                .join(GeneratedQuery, GeneratedQuery.id == QueryFlag.query_id)
+                .where(
+                    GeneratedQuery.project_id == project_id,
+                    QueryFlag.kind == FlagKind.DUPLICATE.value,
+                )
+            )
+        )
+        new = [
+            QueryFlag(query_id=q, kind=FlagKind.DUPLICATE.value, reason=reason, run_id=run_id)
+            for q, reason in found.items()
+            if q not in already
+        ]
+        session.add_all(new)
+    return len(new)
+
+
+def _examples_for(
+    database: Database, project_id: int, options: GenerateOptions
+) -> tuple[list[GenerationExample], str]:
+    """The example set for this run and where it came from (``file``, ``curated`` or
+    ``default``): an explicit file wins; else the project's curated examples when there
+    are enough; else the shipped ones."""
+    if options.examples_path is not None:
+        return load_examples(options.examples_path), "file"
+    if options.use_curated:
+        curated = curated_examples(database, project_id)
+        if len(curated) >= MIN_CURATED_EXAMPLES:
+            return curated, "curated"
+    return load_examples(None), "default"
+
+
+def curated_examples(
+    database: Database, project_id: int, limit: int = MAX_CURATED_EXAMPLES
+) -> list[GenerationExample]:
+    """Few-shot examples from the project's curation: the newest queries a person accepted
+    or overrode (their edited text where they edited it), with the task and the seed
+    passage (cut to ``CURATED_PASSAGE_WORDS`` words). A query that copies its passage is
+    left out even if accepted: as an example it would teach copying."""
+    from curator.pipeline.generate import truncate_words
+    from curator.services.annotate import _effective
+    from db.models import Decision, Provenance
+
+    with database.sessions() as session:
+        effective = _effective(session, GeneratedQuery.project_id == project_id)
+        latest = {}
+        for query_id, by_annotator in effective.items():
+            judgment = max(by_annotator.values(), key=lambda j: j.id)
+            if judgment.provenance != Provenance.HUMAN.value:
+                continue
+            if judgment.decision in (Decision.ACCEPT.value, Decision.OVERRIDE.value):
+                latest[query_id] = judgment
+        chosen = sorted(latest, key=lambda q: latest[q].id, reverse=True)
+        examples = []
+        for query_id in chosen:
+            row = session.get(GeneratedQuery, query_id)
+            passage = row.seed_passage
+            query = latest[query_id].edited_query or row.query
+            if not row.task.strip() or not query.strip():
+                continue
+            if copy_reason(query, f"{passage.title}\n{passage.text}"):
+                continue
+            text, _ = truncate_words(passage.text, CURATED_PASSAGE_WORDS)
+            examples.append(
+                GenerationExample(" ".join(passage.title.split()), text, row.task, query)
+            )
+            if len(examples) >= limit:
+                break
+    return examples

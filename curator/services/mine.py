@@ -11,7 +11,10 @@ For each generated query (status ``ok``) that has no candidates yet:
    plus BM25 score and rank of the same query over the whole corpus; the seed passage is
    always a candidate (its guide rank is empty when it is not in the top N);
 4. ``proposed_labels``: the seed passage as the provisional positive (provenance ``seed``)
-   and the hardest admissible negatives under the false-negative guard (``guide``).
+   and the hardest admissible negatives under the false-negative guard (``guide``);
+5. round-trip consistency (Promptagator): a query whose seed passage is not in the
+   guide's top ``consistency_k`` is flagged ``inconsistent`` (``query_flags``), so the
+   label-free policy leaves it out; a person can still judge it.
 
 Queries are written in batches, one transaction each, so a killed run resumes with the
 next batch.
@@ -44,11 +47,13 @@ from curator.services.runs import recorded_run
 from db import Database
 from db.models import (
     Candidate,
+    FlagKind,
     GeneratedQuery,
     LabelKind,
     Passage,
     ProposedLabel,
     Provenance,
+    QueryFlag,
     QueryStatus,
     Stage,
 )
@@ -66,10 +71,13 @@ class MineOptions:
     negatives_per_query: int = 1
     limit: int | None = None
     query_batch: int = 256
+    consistency_k: int | None = 10  # above top_n, it means "in the top N"
 
     def __post_init__(self) -> None:
         if self.top_n < 1:
             raise ValueError("top-n must be at least 1")
+        if self.consistency_k is not None and self.consistency_k < 1:
+            raise ValueError("consistency-k must be at least 1 (or None: no check)")
         if self.negatives_per_query < 0:
             raise ValueError("negatives per query must be >= 0")
 
@@ -89,6 +97,7 @@ class MineReport:
     candidates: int = 0
     negatives: int = 0
     queries_without_negative: int = 0
+    inconsistent: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict:
@@ -98,7 +107,8 @@ class MineReport:
         return (
             f"mined {self.queries_mined} queries: {self.candidates} candidates, "
             f"{self.negatives} hard negatives proposed, {self.queries_without_negative} "
-            f"queries left without an admissible negative; passages encoded {self.encoded} "
+            f"queries left without an admissible negative; {self.inconsistent} flagged "
+            f"inconsistent (seed not in the guide's top k); passages encoded {self.encoded} "
             f"(reused {self.reused}) with {self.guide}; index {self.index_kind}"
             f"{' (built)' if self.index_built else ' (loaded)'}"
         )
@@ -136,6 +146,7 @@ def mine_candidates(
         "negative_filter": vars(options.negative_filter),
         "negatives_per_query": options.negatives_per_query,
         "limit": options.limit,
+        "consistency_k": options.consistency_k,
     }
     with recorded_run(database, project_id, Stage.MINE, settings, model=guide.key) as run:
         report = MineReport(run_id=run.run_id, guide=guide.key)
@@ -256,15 +267,29 @@ def _mine_batch(database, run_id, guide, store, index, bm25, hash_of, batch, opt
     scores, found = index.search(vectors, options.top_n)
     seed_vectors = store.get([hash_of[q.seed_passage_id] for q in batch])
     seed_scores = (vectors * seed_vectors).sum(axis=1)
-    candidate_rows, label_rows = [], []
+    candidate_rows, label_rows, flag_rows = [], [], []
     for row, query in enumerate(batch):
         ranked = [
             (int(p), float(s), rank)
             for rank, (p, s) in enumerate(zip(found[row], scores[row], strict=True), start=1)
             if p >= 0
         ]
-        if query.seed_passage_id not in {p for p, _, _ in ranked}:
+        seed_rank = next((r for p, _, r in ranked if p == query.seed_passage_id), None)
+        if seed_rank is None:
             ranked.append((query.seed_passage_id, float(seed_scores[row]), None))
+        if options.consistency_k is not None and (
+            seed_rank is None or seed_rank > options.consistency_k
+        ):
+            where = f"rank {seed_rank}" if seed_rank else f"not in the top {options.top_n}"
+            flag_rows.append(
+                {
+                    "query_id": query.id,
+                    "kind": FlagKind.INCONSISTENT.value,
+                    "reason": f"inconsistent: the guide ranks the seed passage {where} "
+                    f"(wanted in the top {options.consistency_k})",
+                    "run_id": run_id,
+                }
+            )
         passage_ids = np.array([p for p, _, _ in ranked], dtype=np.int64)
         bm25_scores, bm25_ranks = bm25.score_and_rank(query.text, passage_ids)
         for (pid, score, rank), b_score, b_rank in zip(
@@ -313,6 +338,9 @@ def _mine_batch(database, run_id, guide, store, index, bm25, hash_of, batch, opt
     with database.sessions() as session, session.begin():
         session.execute(insert(Candidate), candidate_rows)
         session.execute(insert(ProposedLabel), label_rows)
+        if flag_rows:
+            session.execute(insert(QueryFlag), flag_rows)
+    report.inconsistent += len(flag_rows)
     report.queries_mined += len(batch)
 
 

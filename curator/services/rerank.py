@@ -280,7 +280,9 @@ def _store(
     rankings = rankings_from_scores(scores)
     fused = reciprocal_rank_fusion(rankings, options.k)
     guide_scores = {p.passage_id: p.guide_score for p in query.pairs}
-    order = fused_order(fused, {p: s for p, s in guide_scores.items() if s is not None})
+    order = fused_order(
+        fused, {p: s for p, s in guide_scores.items() if s is not None}, seed=query.seed
+    )
     proposal = propose_labels(
         order,
         fused,

@@ -41,6 +41,7 @@ from trainer.finetune import StepCallback, TrainSettings
 log = logging.getLogger(__name__)
 
 BASE_MODEL = "all-MiniLM-L6-v2"
+GENERATED_HELD_OUT = "held-out generated (unreviewed)"
 SYSTEMS = ("BM25", "base", "fine-tuned", "hybrid")
 
 
@@ -237,13 +238,30 @@ def _resumable_run(database, project_id, options, run_settings, snapshot) -> int
 
 
 def held_out_data(
-    database: Database, project: str, split_seed: int = 13, eval_fraction: float = 0.2
+    database: Database,
+    project: str,
+    split_seed: int = 13,
+    eval_fraction: float = 0.2,
+    generated_fallback: bool = True,
 ) -> RetrievalData:
-    """The held-out curated queries (reviewed only) against all the project's passages;
-    positives and false negatives count as relevant."""
+    """The held-out queries against all the project's passages; positives and false
+    negatives count as relevant.
+
+    Reviewed queries (human or imported judgments) when the held-out side has any. Else,
+    with ``generated_fallback``, the held-out *generated* queries that no stage flagged,
+    with their proposed positive as the relevant passage: a label-free project still gets
+    an evaluation, named ``held-out generated (unreviewed)`` so nobody takes it for a
+    human-checked one.
+    """
     training_set = load_training_set(
         database, project, "none", seed=split_seed, eval_fraction=eval_fraction
     )
+    held_out, kind = training_set.eval, "held-out"
+    if not held_out and generated_fallback:
+        unreviewed = load_training_set(
+            database, project, "all", seed=split_seed, eval_fraction=eval_fraction
+        )
+        held_out, kind = unreviewed.eval, GENERATED_HELD_OUT
     project_id = require_project(database, project)
     with database.sessions() as session:
         rows = session.execute(
@@ -252,7 +270,7 @@ def held_out_data(
             .order_by(Passage.id)
         ).all()
     queries, qrels = {}, {}
-    for example in training_set.eval:
+    for example in held_out:
         queries[str(example.query_id)] = example.query
         qrels[str(example.query_id)] = {
             str(p): 1 for p in (*example.positives, *example.false_negatives)
@@ -262,7 +280,7 @@ def held_out_data(
         [f"{r.title}\n{r.text}" if r.title else r.text for r in rows],
         queries,
         qrels,
-        name=f"{project}/held-out(seed={split_seed})",
+        name=f"{project}/{kind}(seed={split_seed})",
     )
 
 
@@ -352,7 +370,7 @@ def evaluate_project(
         split_name = split
     else:
         data = held_out_data(database, project, split_seed, eval_fraction)
-        split_name = "held-out"
+        split_name = "held-out-generated" if GENERATED_HELD_OUT in data.name else "held-out"
         if not data.queries:
             raise ValueError(
                 "no held-out queries: judge more queries (about "

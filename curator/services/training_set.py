@@ -23,6 +23,7 @@ from db.models import (
     LLMScore,
     Passage,
     ProposedLabel,
+    QueryFlag,
     QuerySplit,
     QueryStatus,
 )
@@ -86,6 +87,7 @@ def load_training_set(
                 prompt_version=row.prompt_version,
             )
         _attach_proposals(session, project_id, records)
+        _attach_flags(session, project_id, records)
         _attach_judgments(session, project_id, records)
         stored = dict(
             session.execute(
@@ -189,6 +191,19 @@ def _attach_proposals(session, project_id: int, records: dict[int, QueryRecord])
             record.proposal_provenance = row.provenance
         else:
             record.proposed_negatives.append(row.passage_id)
+
+
+def _attach_flags(session, project_id: int, records: dict[int, QueryRecord]) -> None:
+    """Each query's quality flag kinds (copy, junk, duplicate, inconsistent)."""
+    rows = session.execute(
+        select(QueryFlag.query_id, QueryFlag.kind)
+        .join(GeneratedQuery, GeneratedQuery.id == QueryFlag.query_id)
+        .where(GeneratedQuery.project_id == project_id)
+    )
+    for row in rows:
+        record = records.get(row.query_id)
+        if record is not None:
+            record.flags.append(row.kind)
 
 
 def _attach_judgments(session, project_id: int, records: dict[int, QueryRecord]) -> None:
