@@ -403,6 +403,21 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.services.doctor import run_checks
+
+    skip = [name.strip() for value in args.skip for name in value.split(",") if name.strip()]
+    failed = []
+    for check in run_checks(settings.database_url, settings.data_dir, skip=skip):
+        print(check.line(), flush=True)
+        if not check.ok:
+            failed.append(check.name)
+    if failed:
+        print(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="curator",
@@ -512,7 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=4, help="parallel requests to remote providers"
     )
     generate.add_argument(
-        "--threads", type=int, help="CPU threads for the local model (default: all cores)"
+        "--threads",
+        type=int,
+        help="CPU threads for the local model (default: the free cores, or CURATOR_THREADS)",
     )
     generate.add_argument("--no-cache", action="store_true", help="do not reuse cached replies")
     generate.set_defaults(func=cmd_generate)
@@ -739,6 +756,24 @@ def build_parser() -> argparse.ArgumentParser:
         "needed to listen on a non-loopback address",
     )
     serve.set_defaults(func=cmd_serve)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the database, the models, threads, CPU flags and memory",
+        description="One line per check, ok or FAIL; exits non-zero when a check fails. The "
+        "embedded LLM runs on a prompt of >= 600 tokens and the guide model encodes a "
+        "sentence, each in a child process, so a crash (e.g. an illegal instruction from a "
+        "llama.cpp build that does not suit this CPU) is reported with its fix.",
+    )
+    doctor.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="CHECK",
+        help="leave out checks (comma-separated or repeated): "
+        "cpu, threads, memory, database, guide, llm",
+    )
+    doctor.set_defaults(func=cmd_doctor)
 
     annotator = commands.add_parser("annotator", help="manage annotator accounts")
     annotator_commands = annotator.add_subparsers(dest="annotator_command", required=True)
