@@ -533,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--no-cache", action="store_true", help="do not reuse cached replies")
     generate.set_defaults(func=cmd_generate)
+    add_job_options(generate, "generate")
 
     def add_filter_options(command) -> None:
         group = command.add_argument_group("false-negative guard")
@@ -584,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--limit", type=int, help="mine at most N queries in this run")
     add_filter_options(mine)
     mine.set_defaults(func=cmd_mine)
+    add_job_options(mine, "mine")
 
     rerank = commands.add_parser(
         "rerank",
@@ -614,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--threads", type=int)
     add_filter_options(rerank)
     rerank.set_defaults(func=cmd_rerank)
+    add_job_options(rerank, "rerank")
 
     diagnostics = commands.add_parser(
         "diagnose", help="what a false-negative guard setting discards, on the mined queries"
@@ -659,6 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")
     train.add_argument("--no-eval", action="store_true", help="do not evaluate afterwards")
     train.set_defaults(func=cmd_train)
+    add_job_options(train, "train")
 
     evaluate = commands.add_parser(
         "eval",
@@ -788,6 +792,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_job_options(command: argparse.ArgumentParser, job: str) -> None:
+    """Mark ``command`` as a heavy job: one at a time per data folder, ``--no-wait``."""
+    command.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="refuse to start while another heavy job (generate, mine, rerank, train) runs "
+        "on the same data folder, instead of waiting for it",
+    )
+    command.set_defaults(heavy_job=job)
+
+
+def _run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the chosen command; a heavy job first takes the data folder's job lock."""
+    job = getattr(args, "heavy_job", None)
+    if job is None:
+        return args.func(args, settings)
+    from curator.services.jobs import job_lock
+
+    def waiting(holder: str) -> None:
+        print(
+            f"waiting for another job in {settings.data_dir} ({holder}); Ctrl-C to stop, "
+            "--no-wait to refuse instead",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with job_lock(settings.data_dir, job, wait=not args.no_wait, on_wait=waiting):
+        return args.func(args, settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -799,7 +833,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(level)
     settings = resolve_settings(args.data_dir, args.db, args.project)
     try:
-        return args.func(args, settings)
+        return _run_command(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
