@@ -40,7 +40,10 @@ MIN_AVAILABLE_MB = 1024  # the embedded LLM ~0.7 GB, the guide model with torch 
 
 REBUILD = (
     "rebuild llama-cpp-python portably with `make install` (leave LLAMA_NATIVE unset: "
-    "curator/cpuflags.py then picks AVX2/AVX-512 from /proc/cpuinfo and never AMX)"
+    "curator/cpuflags.py then picks AVX2/AVX-512 from /proc/cpuinfo and never AMX); if the "
+    "cpu line already shows a portable build, drop instructions by hand, e.g. "
+    '`make install LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON '
+    '-DGGML_F16C=ON -DGGML_AVX512=OFF"`'
 )
 LLM_FIXES = {
     signal.SIGILL: "illegal instruction: llama-cpp-python was compiled for CPU instructions "
