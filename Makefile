@@ -6,6 +6,9 @@
 # where listed, never AMX, no -march=native). A changed flag set rebuilds it (pip's wheel
 # cache is keyed by version, not flags, so the build skips it). To force a native build:
 #   make install LLAMA_NATIVE=1
+# or to choose the flags by hand (e.g. leave AVX-512 out):
+#   make install LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+# `make install` ends with `curator doctor`, which fails it loudly if the build cannot run.
 # torch comes first and pinned: torch==2.13.0 is the CPU wheel; a bare `torch` would pull
 # a multi-GB CUDA build. Override TORCH_SPEC on other machines, e.g.
 #   make run TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
@@ -41,9 +44,13 @@ $(LLAMA_STAMP): $(LLAMA_ARGS_FILE)
 		$(BIN)/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "$(LLAMA_SPEC)"
 	touch $@
 
+# The install ends with `curator doctor` (database, the embedded LLM on a >= 600-token
+# prompt in a child process, the guide model, threads, CPU flags, memory): a build that
+# cannot run here fails the install, with the fix, instead of the first `generate`.
 $(STAMP): pyproject.toml $(LLAMA_STAMP)
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[dev,onnx]"
+	$(BIN)/curator doctor
 	touch $(STAMP)
 
 install: $(STAMP)

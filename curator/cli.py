@@ -408,6 +408,21 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.services.doctor import run_checks
+
+    skip = [name.strip() for value in args.skip for name in value.split(",") if name.strip()]
+    failed = []
+    for check in run_checks(settings.database_url, settings.data_dir, skip=skip):
+        print(check.line(), flush=True)
+        if not check.ok:
+            failed.append(check.name)
+    if failed:
+        print(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="curator",
@@ -517,10 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=4, help="parallel requests to remote providers"
     )
     generate.add_argument(
-        "--threads", type=int, help="CPU threads for the local model (default: all cores)"
+        "--threads",
+        type=int,
+        help="CPU threads for the local model (default: the free cores, or CURATOR_THREADS)",
     )
     generate.add_argument("--no-cache", action="store_true", help="do not reuse cached replies")
     generate.set_defaults(func=cmd_generate)
+    add_job_options(generate, "generate")
 
     def add_filter_options(command) -> None:
         group = command.add_argument_group("false-negative guard")
@@ -572,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--limit", type=int, help="mine at most N queries in this run")
     add_filter_options(mine)
     mine.set_defaults(func=cmd_mine)
+    add_job_options(mine, "mine")
 
     rerank = commands.add_parser(
         "rerank",
@@ -602,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--threads", type=int)
     add_filter_options(rerank)
     rerank.set_defaults(func=cmd_rerank)
+    add_job_options(rerank, "rerank")
 
     diagnostics = commands.add_parser(
         "diagnose", help="what a false-negative guard setting discards, on the mined queries"
@@ -647,6 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")
     train.add_argument("--no-eval", action="store_true", help="do not evaluate afterwards")
     train.set_defaults(func=cmd_train)
+    add_job_options(train, "train")
 
     evaluate = commands.add_parser(
         "eval",
@@ -745,6 +766,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the database, the models, threads, CPU flags and memory",
+        description="One line per check, ok or FAIL; exits non-zero when a check fails. The "
+        "embedded LLM runs on a prompt of >= 600 tokens and the guide model encodes a "
+        "sentence, each in a child process, so a crash (e.g. an illegal instruction from a "
+        "llama.cpp build that does not suit this CPU) is reported with its fix.",
+    )
+    doctor.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="CHECK",
+        help="leave out checks (comma-separated or repeated): "
+        "cpu, threads, memory, database, guide, llm",
+    )
+    doctor.set_defaults(func=cmd_doctor)
+
     annotator = commands.add_parser("annotator", help="manage annotator accounts")
     annotator_commands = annotator.add_subparsers(dest="annotator_command", required=True)
     add = annotator_commands.add_parser("add", help="create an account or set its password")
@@ -758,6 +797,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_job_options(command: argparse.ArgumentParser, job: str) -> None:
+    """Mark ``command`` as a heavy job: one at a time per data folder, ``--no-wait``."""
+    command.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="refuse to start while another heavy job (generate, mine, rerank, train) runs "
+        "on the same data folder, instead of waiting for it",
+    )
+    command.set_defaults(heavy_job=job)
+
+
+def _run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the chosen command; a heavy job first takes the data folder's job lock."""
+    job = getattr(args, "heavy_job", None)
+    if job is None:
+        return args.func(args, settings)
+    from curator.services.jobs import job_lock
+
+    def waiting(holder: str) -> None:
+        print(
+            f"waiting for another job in {settings.data_dir} ({holder}); Ctrl-C to stop, "
+            "--no-wait to refuse instead",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with job_lock(settings.data_dir, job, wait=not args.no_wait, on_wait=waiting):
+        return args.func(args, settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -769,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(level)
     settings = resolve_settings(args.data_dir, args.db, args.project)
     try:
-        return args.func(args, settings)
+        return _run_command(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

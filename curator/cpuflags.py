@@ -60,6 +60,19 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
     return set()
 
 
+def cpu_model(cpuinfo: Path = CPUINFO) -> str:
+    """The ``model name`` of the first CPU in ``cpuinfo`` ("unknown" if none is listed)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return "unknown"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            return value.strip() or "unknown"
+    return "unknown"
+
+
 def ggml_options(flags: set[str]) -> dict[str, bool]:
     """Map CPU flags to GGML build options (each ON or OFF, AMX always OFF)."""
     options = {name: flag in flags for name, flag in AVX2_SET.items()}
@@ -78,6 +91,34 @@ def cmake_args(flags: set[str]) -> str:
     for name, on in ggml_options(flags).items():
         parts.append(f"-D{name}={'ON' if on else 'OFF'}")
     return " ".join(parts)
+
+
+def parse_cmake_args(args: str) -> dict[str, bool]:
+    """The ``-DGGML_...=ON/OFF`` options of a CMAKE_ARGS string, as name -> on."""
+    options = {}
+    for part in args.split():
+        name, _, value = part.removeprefix("-D").partition("=")
+        if name.startswith("GGML_"):
+            options[name] = value.upper() in ("ON", "1", "TRUE", "YES")
+    return options
+
+
+def unsupported_options(args: str, flags: set[str]) -> list[str]:
+    """GGML options turned ON in ``args`` whose instructions ``flags`` does not list.
+
+    A build with such an option can die with "Illegal instruction" on this CPU (a build
+    copied from another machine, or AMX forced on). ``GGML_NATIVE`` is not judged here:
+    what a native build uses is known only to the compiler that made it.
+    """
+    requires = {**AVX2_SET, **AVX512_SET}
+    requires.update(
+        {"GGML_AMX_TILE": "amx_tile", "GGML_AMX_INT8": "amx_int8", "GGML_AMX_BF16": "amx_bf16"}
+    )
+    return [
+        name
+        for name, on in parse_cmake_args(args).items()
+        if on and name in requires and requires[name] not in flags
+    ]
 
 
 def main() -> None:

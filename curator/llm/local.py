@@ -63,9 +63,47 @@ def configure_local(
     return _config
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; all cores where unknown)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_average() -> float:
+    """The one-minute load average: about how many cores other work keeps busy now."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def free_cores(cores: int | None = None, load: float | None = None) -> int:
+    """Usable cores minus the busy ones (the load average, rounded), at least 1."""
+    cores = usable_cores() if cores is None else cores
+    load = load_average() if load is None else load
+    return max(1, min(cores, cores - int(load + 0.5)))
+
+
 def default_threads() -> int:
-    """All cores, like llama.cpp's default for prompts (``CURATOR_THREADS`` overrides)."""
-    return int(os.environ.get("CURATOR_THREADS") or os.cpu_count() or 1)
+    """LLM threads for a job: ``CURATOR_THREADS`` if set, else the cores free right now.
+
+    llama.cpp's threads spin while they wait for each other, so sharing a busy core
+    slows inference 10-30x; on a free core each thread counts. The free cores are the
+    usable ones (CPU affinity) minus the one-minute load average, at least 1. Raises
+    ValueError for a ``CURATOR_THREADS`` that is not a whole number >= 1.
+    """
+    configured = os.environ.get("CURATOR_THREADS", "").strip()
+    if configured:
+        try:
+            threads = int(configured)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(f"CURATOR_THREADS must be a whole number >= 1, got {configured!r}")
+        return threads
+    return free_cores()
 
 
 class LocalModelError(RuntimeError):
@@ -108,13 +146,15 @@ def resolve_gguf(name: str, models_dir: Path) -> Path:
 
 
 def get_local_model(name: str) -> LocalModel:
-    """The process-wide model for ``name`` (loaded on first use)."""
+    """The process-wide model for ``name`` (loaded on first use), set to the thread
+    counts configured now (a long-lived app process reuses one model across jobs)."""
     with _models_lock:
         model = _models.get(name)
         if model is None:
             model = LocalModel(name, _config)
             _models[name] = model
-        return model
+    model.set_threads(_config.n_threads, _config.n_threads_batch)
+    return model
 
 
 @dataclass
@@ -148,6 +188,18 @@ class LocalModel:
                 verbose=False,
             )
         return self._llama
+
+    def set_threads(self, n_threads: int, n_threads_batch: int) -> None:
+        """Use these thread counts from the next call on (a loaded model keeps its context)."""
+        if (n_threads, n_threads_batch) == (self.config.n_threads, self.config.n_threads_batch):
+            return
+        with self.lock:
+            self.config.n_threads, self.config.n_threads_batch = n_threads, n_threads_batch
+            if self._llama is not None:
+                import llama_cpp
+
+                llama_cpp.llama_set_n_threads(self._llama._ctx.ctx, n_threads, n_threads_batch)
+                self._llama.n_threads, self._llama.n_threads_batch = n_threads, n_threads_batch
 
     @property
     def n_ctx(self) -> int:

@@ -3,8 +3,12 @@
 ``train_project`` reads the training set (``curator.services.training_set``), records a
 ``training_runs`` row (settings, data snapshot, split seed), fine-tunes
 (``trainer.finetune``) into ``<data>/models/<project>/run-<id>``, then stores the loss
-curve, the output path and a ``models`` row. A run that stopped (crash, Ctrl-C) is
-resumed by the next call with the same settings and data: same folder, last checkpoint.
+curve, the output path and a ``models`` row. A run that stopped (crash, Ctrl-C, kill -9)
+is resumed by the next call with the same settings and data: same folder, last checkpoint.
+While a run trains, its process holds an exclusive lock on ``run-<id>/train.lock``
+(:mod:`curator.locks`); a run whose lock is held is not resumable, so two calls never
+train into one folder: a second identical call while the first trains is refused
+(:class:`TrainingBusy`), a call with other settings or data gets a run of its own.
 
 ``evaluate_project`` compares BM25, the base model, a fine-tuned model and the hybrid
 RRF(BM25, fine-tuned) on the held-out curated queries (the ``eval`` side of the stored
@@ -24,6 +28,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from curator.locks import FileLock
 from curator.services.mine import project_slug
 from curator.services.projects import require_project
 from curator.services.training_set import load_training_set
@@ -43,6 +48,11 @@ log = logging.getLogger(__name__)
 BASE_MODEL = "all-MiniLM-L6-v2"
 GENERATED_HELD_OUT = "held-out generated (unreviewed)"
 SYSTEMS = ("BM25", "base", "fine-tuned", "hybrid")
+RUN_LOCK = "train.lock"
+
+
+class TrainingBusy(RuntimeError):
+    """An identical training run is being trained by another process or thread."""
 
 
 @dataclass
@@ -102,11 +112,10 @@ def train_project(
     options: TrainOptions | None = None,
     on_step: StepCallback | None = None,
 ) -> TrainReport:
-    """Fine-tune on the project's curated set; resume an unfinished identical run."""
-    from trainer.finetune import fine_tune
-
+    """Fine-tune on the project's curated set; resume an unfinished identical run whose
+    process is gone. Raises TrainingBusy while an identical run is training."""
     options = options or TrainOptions()
-    project_id = require_project(database, project)
+    require_project(database, project)
     settings = options.settings
     training_set = load_training_set(
         database,
@@ -137,8 +146,37 @@ def train_project(
         "min_confidence": options.min_confidence,
         "guide_model": options.guide_model,
     }
-    run_id = _resumable_run(database, project_id, options, run_settings, snapshot)
-    output = Path(data_dir) / "models" / project_slug(project) / f"run-{run_id}"
+    run_id, lock = claim_run(database, project, data_dir, options, run_settings, snapshot)
+    try:
+        return _train_run(
+            database,
+            project,
+            run_id,
+            rows=rows,
+            eval_queries=len(training_set.eval),
+            options=options,
+            on_step=on_step,
+            output=run_folder(data_dir, project, run_id),
+        )
+    finally:
+        lock.release()  # after the run's final status is stored
+
+
+def _train_run(
+    database: Database,
+    project: str,
+    run_id: int,
+    *,
+    rows: list[dict[str, Any]],
+    eval_queries: int,
+    options: TrainOptions,
+    on_step: StepCallback | None,
+    output: Path,
+) -> TrainReport:
+    """Fine-tune run ``run_id`` (its lock held) into ``output`` and store the outcome."""
+    from trainer.finetune import fine_tune
+
+    project_id = require_project(database, project)
     with database.sessions() as session, session.begin():
         run = session.get(TrainingRun, run_id)
         run.status = RunStatus.RUNNING.value
@@ -157,7 +195,7 @@ def train_project(
             options.base_model,
             rows,
             output,
-            settings,
+            options.settings,
             guide_model=options.guide_model or BASE_MODEL,
             on_step=step_done,
         )
@@ -191,7 +229,7 @@ def train_project(
         run_id=run_id,
         model_path=result.model_path,
         train_rows=len(rows),
-        eval_queries=len(training_set.eval),
+        eval_queries=eval_queries,
         loss_curve=curve,
         seconds=result.seconds,
         resumed_from=result.resumed_from,
@@ -205,33 +243,79 @@ def _merge_curves(earlier, later) -> list[dict[str, float]]:
     return [by_step[step] for step in sorted(by_step)]
 
 
-def _resumable_run(database, project_id, options, run_settings, snapshot) -> int:
-    """The id of an unfinished run with the same settings and data, else a new run's."""
-    with database.sessions() as session, session.begin():
-        unfinished = session.scalars(
-            select(TrainingRun)
-            .where(
-                TrainingRun.project_id == project_id,
-                TrainingRun.status != RunStatus.DONE.value,
-                TrainingRun.base_model == options.base_model,
-            )
-            .order_by(TrainingRun.id.desc())
-        ).all()
+def run_folder(data_dir: Path, project: str, run_id: int) -> Path:
+    """The folder training run ``run_id`` of ``project`` writes into."""
+    return Path(data_dir) / "models" / project_slug(project) / f"run-{run_id}"
+
+
+def claim_run(
+    database: Database,
+    project: str,
+    data_dir: Path,
+    options: TrainOptions,
+    run_settings: dict[str, Any],
+    snapshot: dict[str, Any],
+) -> tuple[int, FileLock]:
+    """(run id, its held lock): an unfinished run with the same settings and data whose
+    owner is gone (its lock can be taken), else a new run.
+
+    Choosing and creating runs is serialised by a lock beside the run folders, so two
+    concurrent calls never pick one run. Raises :class:`TrainingBusy` when an identical
+    run is training now (its lock is held). The caller releases the lock when done.
+    """
+    project_id = require_project(database, project)
+    allocation = FileLock(
+        Path(data_dir) / "models" / project_slug(project) / "train-allocate.lock",
+        purpose=f"choosing a training run of {project!r}",
+    )
+    with allocation:
+        with database.sessions() as session:
+            unfinished = session.scalars(
+                select(TrainingRun)
+                .where(
+                    TrainingRun.project_id == project_id,
+                    TrainingRun.status != RunStatus.DONE.value,
+                    TrainingRun.base_model == options.base_model,
+                )
+                .order_by(TrainingRun.id.desc())
+            ).all()
+        busy = []
         for run in unfinished:
             same_settings = {k: v for k, v in run.settings.items() if k in run_settings}
-            if same_settings == run_settings and run.data_snapshot == snapshot:
-                return run.id
-        run = TrainingRun(
-            project_id=project_id,
-            base_model=options.base_model,
-            loss=options.settings.loss,
-            settings=run_settings,
-            data_snapshot=snapshot,
-            split_seed=options.split_seed,
-        )
-        session.add(run)
-        session.flush()
-        return run.id
+            if same_settings != run_settings or run.data_snapshot != snapshot:
+                continue
+            lock = _run_lock(data_dir, project, run.id)
+            if lock.acquire(wait=False):
+                return run.id, lock
+            busy.append(f"run {run.id} ({lock.holder()})")
+        if busy:
+            raise TrainingBusy(
+                f"a training run with the same settings and data is training now: "
+                f"{'; '.join(busy)}. Wait for it to finish (or stop it: the next call "
+                "resumes it), or change a setting to train another model"
+            )
+        with database.sessions() as session, session.begin():
+            run = TrainingRun(
+                project_id=project_id,
+                base_model=options.base_model,
+                loss=options.settings.loss,
+                settings=run_settings,
+                data_snapshot=snapshot,
+                split_seed=options.split_seed,
+            )
+            session.add(run)
+            session.flush()
+            run_id = run.id
+        lock = _run_lock(data_dir, project, run_id)
+        if not lock.acquire(wait=False):  # a stray process in a reused folder
+            raise TrainingBusy(f"the folder of new run {run_id} is locked: {lock.holder()}")
+        return run_id, lock
+
+
+def _run_lock(data_dir: Path, project: str, run_id: int) -> FileLock:
+    return FileLock(
+        run_folder(data_dir, project, run_id) / RUN_LOCK, purpose=f"training run {run_id}"
+    )
 
 
 # ---------------------------------------------------------------- evaluation
