@@ -341,7 +341,8 @@ def next_query(
     not the seed), ``low_confidence`` (lowest fusion confidence first), ``fewer_than_n``
     (effective judgments by fewer than ``min_annotators`` people, not by me),
     ``judged_by_me``, ``flagged`` (a stage flagged it as a copy, junk, a duplicate or
-    inconsistent, and nobody has judged it: confirm or fix), ``all``. Only mined queries with status ``ok`` are queued.
+    inconsistent, and nobody has judged it: confirm or fix), ``all``. Only mined queries
+    with status ``ok`` are queued.
     """
     if queue not in QUEUE_FILTERS:
         raise JudgmentError(f"queue must be one of {QUEUE_FILTERS}, got {queue!r}")

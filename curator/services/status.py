@@ -52,7 +52,6 @@ class ProjectStatus:
             ("train", f"{c['training_runs']:,} training runs"),
         ]
 
-
     def _share(self, kind: str, of: str = "queries_ok") -> str:
         """``"12 (3.4%)"``: queries flagged ``kind``, and their share of ``of``."""
         flagged, total = self.counts[f"flagged_{kind}"], self.counts[of]
