@@ -7,8 +7,13 @@
    the packaged all-MiniLM-L6-v2 retrieves in its top 10 over the whole corpus (5,183
    passages, title + text, max_seq 256). Corpus embeddings are cached in bench/out/.
 
+3. Copy and junk rates of the parsed queries, by the definitions in
+   ``curator.pipeline.query_quality`` (after the service's resampling of copies and junk;
+   ``--resample 0`` shows the raw model).
+
     python bench/generate.py                    # 200 passages, best-of 1
     python bench/generate.py --best-of 3        # keep the most likely of 3 sampled queries
+    python bench/generate.py --corpus demo      # the demo corpus (no self-retrieval figure)
 """
 
 from __future__ import annotations
@@ -47,17 +52,24 @@ def corpus_embeddings(model, ids: list[str], texts: list[str]) -> np.ndarray:
 
 
 def main() -> None:
+    from curator.services.generate import GenerateOptions, generate_queries
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=200)
     parser.add_argument("--best-of", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--resample", type=int, default=GenerateOptions().resample)
+    parser.add_argument("--corpus", choices=["scifact", "demo"], default="scifact")
+    parser.add_argument("--examples", type=Path, default=None, help="few-shot examples JSONL")
+    parser.add_argument(
+        "--resample-temperature", type=float, default=GenerateOptions().resample_temperature
+    )
     args = parser.parse_args()
 
     from sqlalchemy import select
 
     from curator.llm.client import LLMSettings
-    from curator.services.generate import GenerateOptions, generate_queries
     from curator.services.ingest import ingest_path
     from curator.services.llm import open_llm
     from db import open_database
@@ -66,17 +78,41 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="curator-bench-gen-"))
     database = open_database(sqlite_url(work / "curator.db"))
-    ingest_path(database, "scifact", SCIFACT)
+    if args.corpus == "demo":
+        from curator.services.demo import ensure_demo_project
+
+        ensure_demo_project(database, "scifact")
+    else:
+        ingest_path(database, "scifact", SCIFACT)
     client = open_llm(
         work, LLMSettings(model="local/gemma3-270m"), threads=args.threads, use_cache=False
     )
     # load the model before timing (a one-off cost of about half a second)
     client.complete([{"role": "user", "content": "Passage: warm-up\nQuery:"}], max_tokens=1)
     client.usage.requests = 0
-    options = GenerateOptions(sample=args.passages, seed=args.seed, best_of=args.best_of)
+    options = GenerateOptions(
+        sample=args.passages,
+        seed=args.seed,
+        best_of=args.best_of,
+        resample=args.resample,
+        resample_temperature=args.resample_temperature,
+        examples_path=args.examples,
+    )
     report = generate_queries(database, "scifact", client, options)
     per_minute = (report.ok + report.parse_failed) / report.seconds * 60
     failures = report.parse_failed / max(1, report.ok + report.parse_failed)
+    parsed = max(1, report.ok)
+    copies = report.flagged.get("copy", 0)
+    junk = report.flagged.get("junk", 0) + report.flagged.get("duplicate", 0)
+    print()
+    print(f"corpus                {args.corpus}")
+    print(f"resample              {args.resample} (draws beyond the first: {report.resampled})")
+    print(f"copy rate             {copies / parsed:.1%} ({copies}/{report.ok} parsed)")
+    print(f"junk rate             {junk / parsed:.1%} ({junk}/{report.ok}: {report.flagged})")
+    if args.corpus == "demo":
+        print(f"parse failures        {report.parse_failed} ({failures:.1%})")
+        print(f"passages per minute   {per_minute:.1f}")
+        return
 
     with database.sessions() as session:
         rows = session.execute(

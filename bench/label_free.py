@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 OUT = ROOT / "bench" / "out" / "label_free"
 CORPORA = {
-    "scifact": ("scifact", 1000),
-    "dbpedia": ("dbpedia-entity-subset5k", 1000),
-    "msmarco": ("msmarco-dl19-subset5k", 1000),
+    "scifact": ("scifact", 500),
+    "dbpedia": ("dbpedia-entity-subset5k", 500),
+    "msmarco": ("msmarco-dl19-subset5k", 500),
 }
 PROJECT = "bench"
 
@@ -47,7 +47,9 @@ def parse_args() -> argparse.Namespace:
     defaults = TrainSettings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", choices=[*CORPORA, "all"], default="all")
-    parser.add_argument("--split", default="test", help="qrels split to evaluate on")
+    parser.add_argument(
+        "--split", default="test", help="qrels split(s) to evaluate on, e.g. train,test"
+    )
     parser.add_argument("--sample", type=int, default=None, help="passages to generate for")
     parser.add_argument("--seed", type=int, default=0, help="passage sample seed")
     parser.add_argument("--resample", type=int, default=2, help="extra draws for copies/junk")
@@ -150,20 +152,23 @@ def run_corpus(name: str, args: argparse.Namespace) -> dict:
         "queries": held_out.queries,
         **{s: round(v["ndcg@10"], 4) for s, v in held_out.metrics.items()},
     }
-    report = evaluate_project(
-        database, PROJECT, out, run_id=trained.run_id, beir=beir, split=args.split
-    )
+    result["splits"] = {}
+    for split in args.split.split(","):
+        if not (beir / "qrels" / f"{split}.tsv").exists():
+            continue
+        report = evaluate_project(
+            database, PROJECT, out, run_id=trained.run_id, beir=beir, split=split
+        )
+        result["splits"][split] = (report.queries, report.metrics)
     times["evaluate"] = time.perf_counter() - clock
-    result["queries"] = report.queries
-    result["metrics"] = report.metrics
     return result
 
 
-def print_result(result: dict, split: str) -> None:
+def print_result(result: dict) -> None:
     generate = result["generate"]
     flagged = {k[len("flagged_") :]: v for k, v in generate.items() if k.startswith("flagged_")}
     counts = result["training_set"]
-    print(f"\n=== {result['corpus']} ({result['queries']} real {split} queries) ===")
+    print(f"\n=== {result['corpus']} ===")
     print(
         f"passages {generate['planned'] + generate['already_done']}, parsed {generate['ok']}, "
         f"parse failures {generate['parse_failed']}, resampled {generate['resampled']}, "
@@ -176,9 +181,11 @@ def print_result(result: dict, split: str) -> None:
         f"copy rate {flagged.get('copy', 0) / parsed:.1%}, junk rate "
         f"{(flagged.get('junk', 0) + flagged.get('duplicate', 0)) / parsed:.1%} of parsed queries"
     )
-    print(f"{'system':<12}{'nDCG@10':>10}{'R@100':>10}")
-    for system, values in result["metrics"].items():
-        print(f"{system:<12}{values['ndcg@10']:>10.4f}{values['recall@100']:>10.4f}")
+    for split, (queries, metrics) in result["splits"].items():
+        print(f"real {split} queries: {queries}")
+        print(f"{'system':<12}{'nDCG@10':>10}{'R@100':>10}")
+        for system, values in metrics.items():
+            print(f"{system:<12}{values['ndcg@10']:>10.4f}{values['recall@100']:>10.4f}")
     print(f"held-out generated queries: {result['held_out_generated']}")
     print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in result["times"].items()))
 
@@ -194,7 +201,7 @@ def main() -> None:
         results.append(run_corpus(name, args))
         print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
     for result in results:
-        print_result(result, args.split)
+        print_result(result)
 
 
 if __name__ == "__main__":

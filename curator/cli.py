@@ -98,6 +98,8 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         best_of=args.best_of,
         examples_path=Path(args.examples) if args.examples else None,
         max_passage_words=args.max_passage_words,
+        resample=args.resample,
+        use_curated=not args.no_curated_examples,
     )
     client = open_llm(settings.data_dir, llm, threads=args.threads, use_cache=not args.no_cache)
     try:
@@ -147,6 +149,7 @@ def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
         negative_filter=_negative_filter(args),
         negatives_per_query=args.negatives,
         limit=args.limit,
+        consistency_k=args.consistency_k or None,
     )
     report = mine_candidates(
         _open(settings), settings.project, settings.data_dir, options, progress=TqdmProgress()
@@ -514,8 +517,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument(
         "--examples",
-        help="few-shot examples JSONL (title, passage, task, "
-        "query); default: the file shipped with curator",
+        help="few-shot examples JSONL (title, passage, task, query); default: the "
+        "project's accepted or edited queries once there are 3, else the file shipped "
+        "with curator",
+    )
+    generate.add_argument(
+        "--no-curated-examples",
+        action="store_true",
+        help="use the shipped examples even when the project has curated ones",
+    )
+    generate.add_argument(
+        "--resample",
+        type=int,
+        default=2,
+        help="extra draws when a query copies its passage or is junk (0: keep the first)",
     )
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--temperature", type=float, default=0.3)
@@ -588,6 +603,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--negatives", type=int, default=1, help="hard negatives to propose per query"
     )
     mine.add_argument("--limit", type=int, help="mine at most N queries in this run")
+    mine.add_argument(
+        "--consistency-k",
+        type=int,
+        default=10,
+        help="flag a query 'inconsistent' when the guide does not rank its seed passage in "
+        "the top K (round-trip consistency; 0: no check)",
+    )
     add_filter_options(mine)
     mine.set_defaults(func=cmd_mine)
     add_job_options(mine, "mine")

@@ -9,12 +9,14 @@ from sqlalchemy.orm import Session
 
 from db.models import (
     Candidate,
+    FlagKind,
     GeneratedQuery,
     Judgment,
     LLMScore,
     Passage,
     PipelineRun,
     Project,
+    QueryFlag,
     TrainingRun,
 )
 
@@ -64,7 +66,20 @@ def project_counts(session: Session, project_id: int) -> dict[str, int]:
     ).all()
     by_status = {status: n for status, n in status_rows}
     in_project = GeneratedQuery.project_id == project_id
+    flag_rows = session.execute(
+        select(QueryFlag.kind, func.count(distinct(QueryFlag.query_id)))
+        .join(GeneratedQuery, GeneratedQuery.id == QueryFlag.query_id)
+        .where(in_project)
+        .group_by(QueryFlag.kind)
+    ).all()
+    flagged = dict(flag_rows)
     return {
+        **{f"flagged_{kind.value}": flagged.get(kind.value, 0) for kind in FlagKind},
+        "queries_flagged": count(
+            select(func.count(distinct(QueryFlag.query_id)))
+            .join(GeneratedQuery, GeneratedQuery.id == QueryFlag.query_id)
+            .where(in_project)
+        ),
         "passages": count(select(func.count()).where(Passage.project_id == project_id)),
         "documents": count(
             select(func.count(distinct(Passage.document_id))).where(

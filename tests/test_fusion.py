@@ -92,3 +92,15 @@ def test_single_candidate_has_full_confidence_and_empty_input_is_refused():
     assert proposal.confidence == 1.0 and proposal.negatives == []
     with pytest.raises(ValueError):
         propose_labels([], {}, 1, {})
+
+
+def test_a_tie_between_the_llms_and_the_guides_favourites_goes_to_the_seed():
+    # the LLM ranks the seed (7) first, the guide ranks it last among the candidates and
+    # puts 3 first: with k = 0 both fuse to 1 + 1/3; the seed must not lose on the guide's
+    # own score as tie-breaker (issue #78 on dbpedia)
+    rankings = {"ql": {7: 1, 5: 2, 3: 3}, "guide": {3: 1, 5: 2, 7: 3}}
+    fused = reciprocal_rank_fusion(rankings, k=0)
+    guide = {3: 0.9, 5: 0.8, 7: 0.4}
+    assert fused[7] == fused[3]
+    assert fused_order(fused, guide, seed=7)[0] == 7
+    assert fused_order(fused, guide)[0] == 3  # without a seed: the guide's score decides

@@ -32,6 +32,7 @@ from db.models import (
     Passage,
     ProposedLabel,
     Provenance,
+    QueryFlag,
     QueryStatus,
 )
 
@@ -42,6 +43,7 @@ QUEUE_FILTERS = (
     "low_confidence",
     "fewer_than_n",
     "judged_by_me",
+    "flagged",
     "all",
 )
 
@@ -338,7 +340,9 @@ def next_query(
     Queues: ``not_judged`` (by anyone), ``positive_changed`` (the reranker's positive is
     not the seed), ``low_confidence`` (lowest fusion confidence first), ``fewer_than_n``
     (effective judgments by fewer than ``min_annotators`` people, not by me),
-    ``judged_by_me``, ``all``. Only mined queries with status ``ok`` are queued.
+    ``judged_by_me``, ``flagged`` (a stage flagged it as a copy, junk, a duplicate or
+    inconsistent, and nobody has judged it: confirm or fix), ``all``. Only mined queries
+    with status ``ok`` are queued.
     """
     if queue not in QUEUE_FILTERS:
         raise JudgmentError(f"queue must be one of {QUEUE_FILTERS}, got {queue!r}")
@@ -364,6 +368,11 @@ def next_query(
     order = [GeneratedQuery.id]
     if queue == "not_judged":
         statement = statement.where(GeneratedQuery.id.not_in(select(judged.c.query_id)))
+    elif queue == "flagged":  # a stage flagged it (copy, junk, ...) and nobody judged it
+        statement = statement.where(
+            exists().where(QueryFlag.query_id == GeneratedQuery.id),
+            GeneratedQuery.id.not_in(select(judged.c.query_id)),
+        )
     elif queue == "judged_by_me":
         statement = statement.where(
             GeneratedQuery.id.in_(select(judged.c.query_id).where(judged.c.annotator_id == who))

@@ -130,6 +130,7 @@ def export_dataset(
             min_confidence=options.min_confidence,
             with_scores=options.fmt in ("st-margin-mse", "flag"),
         )
+        _refuse_empty(training_set, options)
         report: dict[str, Any] = {}
         run.counts = lambda: report
         with writers.atomic_directory(out, force=options.force) as folder:
@@ -141,6 +142,20 @@ def export_dataset(
         report.update(rows)
         report["examples"] = training_set.counts()["examples"]
     return ExportReport(out, manifest, run.run_id, time.perf_counter() - started)
+
+
+def _refuse_empty(training_set: TrainingSet, options: ExportOptions) -> None:
+    """A training format with no example is an error that says what ``--policy`` decides
+    (an unjudged project under the default policy ``none`` would write empty files)."""
+    if training_set.examples or options.fmt.startswith("judgments-"):
+        return
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(training_set.dropped.items())) or "none"
+    raise ExportError(
+        f"nothing to export under --policy {options.policy} (left out: {dropped}). "
+        "--policy decides which unreviewed queries count: 'none' keeps only judged ones, "
+        "'high_confidence' adds confident proposals, 'all' every unflagged proposal; "
+        "or judge queries in the app first"
+    )
 
 
 def _pretty(value: Any) -> str:

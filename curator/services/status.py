@@ -35,9 +35,15 @@ class ProjectStatus:
             (
                 "generate",
                 f"{c['queries_ok']:,} queries ({c['queries_parse_failed']:,} parse "
-                f"failures, {c['queries_error']:,} errors)",
+                f"failures, {c['queries_error']:,} errors); flagged {self._share('copy')} "
+                f"copies, {self._share('junk')} junk, {self._share('duplicate')} duplicates",
             ),
-            ("mine", f"{c['queries_mined']:,} queries mined, {c['candidates']:,} candidates"),
+            (
+                "mine",
+                f"{c['queries_mined']:,} queries mined, {c['candidates']:,} candidates; "
+                f"{self._share('inconsistent', 'queries_mined')} inconsistent (seed not in "
+                f"the guide's top k); {c['queries_flagged']:,} queries flagged in all",
+            ),
             (
                 "rerank",
                 f"{c['queries_reranked']:,} queries reranked, {c['llm_scores']:,} LLM scores",
@@ -45,6 +51,11 @@ class ProjectStatus:
             ("annotate", f"{c['queries_judged']:,} queries judged, {c['judgments']:,} judgments"),
             ("train", f"{c['training_runs']:,} training runs"),
         ]
+
+    def _share(self, kind: str, of: str = "queries_ok") -> str:
+        """``"12 (3.4%)"``: queries flagged ``kind``, and their share of ``of``."""
+        flagged, total = self.counts[f"flagged_{kind}"], self.counts[of]
+        return f"{flagged:,} ({flagged / total:.1%})" if total else f"{flagged:,}"
 
 
 def project_status(database: Database, project: str, *, runs: int = 5) -> ProjectStatus:
