@@ -210,3 +210,25 @@ def test_a_long_passage_is_cut_and_the_cut_is_noted(database, tmp_path):
     assert report.truncated == 1
     note = json.loads(rows(database)[0].note)
     assert note["truncated"] == "passage cut from 500 to 100 words"
+
+
+def test_a_second_run_that_planned_the_same_passages_stores_nothing_twice(corpus, monkeypatch):
+    """Two `curator generate` on one data folder, the second planned before the first
+    stored: it used to die with IntegrityError; now the first run's rows stand."""
+    import curator.services.generate as generate
+
+    real_plan, plans = generate._plan, []
+
+    def plan(*args):
+        if not plans:
+            plans.append(real_plan(*args))
+        return plans[0]  # the second run sees the plan made before the first stored
+
+    monkeypatch.setattr(generate, "_plan", plan)
+    first = generate_queries(corpus, "p", client_replying([]), GenerateOptions(limit=3))
+    before = [(r.id, r.query) for r in rows(corpus)]
+    second = generate_queries(
+        corpus, "p", client_replying([GOOD.format("another query text")]), GenerateOptions(limit=3)
+    )
+    assert first.ok == 3 and (second.ok, second.already_done) == (0, 3)
+    assert [(r.id, r.query) for r in rows(corpus)] == before

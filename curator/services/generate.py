@@ -40,6 +40,7 @@ from curator.services.projects import require_project
 from curator.services.runs import recorded_run
 from db import Database
 from db.models import GeneratedQuery, Passage, QueryStatus, Stage
+from db.queries import insert_or_ignore
 
 log = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 10.0
@@ -176,8 +177,10 @@ def generate_queries(
                 return _generate_one(client, task, examples, options)
 
             for task, outcome in client.map(work, tasks):
-                _store(database, project_id, run.run_id, model, task, outcome)
-                report.add(outcome.status, truncated=outcome.truncated)
+                if _store(database, project_id, run.run_id, model, task, outcome):
+                    report.add(outcome.status, truncated=outcome.truncated)
+                else:  # a concurrent run on the same data stored this one first
+                    report.already_done += 1
                 progress.advance(1)
                 if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
                     last_checkpoint = time.monotonic()
@@ -345,7 +348,8 @@ def _dump(notes: dict) -> str | None:
 
 def _store(
     database: Database, project_id: int, run_id: int, model: str, task: _Task, outcome: _Outcome
-) -> None:
+) -> bool:
+    """Store one outcome; False when a concurrent run had stored this sample already."""
     parsed = outcome.parsed
     values = {
         "task": parsed.task if parsed else "",
@@ -362,13 +366,12 @@ def _store(
             for key, value in values.items():
                 setattr(row, key, value)
         else:
-            session.add(
-                GeneratedQuery(
-                    project_id=project_id,
-                    seed_passage_id=task.passage_id,
-                    sample_index=task.sample_index,
-                    model=model,
-                    prompt_version=PROMPT_VERSION,
-                    **values,
-                )
-            )
+            key = {
+                "project_id": project_id,
+                "seed_passage_id": task.passage_id,
+                "sample_index": task.sample_index,
+                "model": model,
+                "prompt_version": PROMPT_VERSION,
+            }
+            return insert_or_ignore(session, GeneratedQuery, [{**key, **values}]) == 1
+    return True
