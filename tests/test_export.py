@@ -616,3 +616,19 @@ def test_force_never_leaves_the_target_missing(tmp_path, monkeypatch):
         pass
     assert (target / "v.txt").read_text() == "2"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("fmt", ["st-pairs", "st-margin-mse"])
+def test_an_export_without_held_out_rows_loads_with_datasets(tmp_path, fmt):
+    """A project with imported train qrels only has no held-out queries: the empty test
+    split used to make load_from_disk fail (IndexError in concat_tables)."""
+    import datasets
+
+    columns = writers.st_columns(fmt, negatives=1)
+    row = {c: [1.0] if c == "label" else f"{c} text" for c in columns}
+    counts = writers.write_st_dataset(tmp_path, {"train": [row, row], "test": []}, columns)
+    assert counts == {"train": 2, "test": 0}
+    on_disk = datasets.load_from_disk(str(tmp_path))
+    parquet = datasets.load_dataset("parquet", data_dir=str(tmp_path / "parquet"))
+    assert list(on_disk) == list(parquet) == ["train"]
+    assert on_disk["train"].to_list() == parquet["train"].to_list() == [row, row]

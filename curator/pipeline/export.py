@@ -288,8 +288,12 @@ def write_st_dataset(
 ) -> dict[str, int]:
     """Write ``splits`` (split name -> rows with ``columns``) as a ``DatasetDict`` saved
     with ``save_to_disk`` into ``folder`` and as ``folder/parquet/<split>.parquet``.
-    Returns the rows per split. Text columns are strings, ``label`` a list of float32."""
+    Returns the rows per split. Text columns are strings, ``label`` a list of float32.
+    A split without rows (no held-out queries) is left out of both, since neither
+    ``load_from_disk`` nor ``load_dataset("parquet", ...)`` can read an empty split."""
     import datasets
+
+    written = {name: rows for name, rows in splits.items() if rows} or splits
 
     sequence = getattr(datasets, "List", None) or datasets.Sequence
     features = datasets.Features(
@@ -305,7 +309,7 @@ def write_st_dataset(
             name: datasets.Dataset.from_dict(
                 {c: [row[c] for row in rows] for c in columns}, features=features
             )
-            for name, rows in splits.items()
+            for name, rows in written.items()
         }
     )
     dataset_dict.save_to_disk(str(folder))
