@@ -65,7 +65,7 @@ def project(database, tmp_path, guide_model):
     record_judgment(database, q[1], "ann", "reject", reject_reason="bad_query")
     record_judgment(database, q[2], "ann", "accept")
     record_judgment(database, q[2], "bob", "override", positives=[p["venus"]])
-    undo_last(database, "bob")  # bob's override is retracted: ann's accept stands
+    undo_last(database, "bob", project="p")  # bob's override is retracted: ann's accept stands
     for i in (3, 4, 5, 6):
         record_judgment(database, q[i], "bob", "accept")
     record_judgment(
