@@ -178,3 +178,33 @@ def test_a_second_run_that_planned_the_same_queries_stores_nothing_twice(
     with small.sessions() as session:
         status = session.scalars(select(PipelineRun.status).where(PipelineRun.stage == "mine"))
         assert list(status) == ["done", "done"]
+
+
+def test_a_second_run_on_the_same_data_folder_waits_and_says_one_is_running(tmp_path, caplog):
+    import threading
+    import time
+
+    from curator.services.runs import exclusive
+
+    lock, what = tmp_path / "data" / "mine.lock", "`curator mine`"
+    order = []
+    with exclusive(lock, what):
+        with (
+            pytest.raises(
+                RuntimeError, match=r"another `curator mine` is running on .*\(pid \d+\)"
+            ),
+            exclusive(lock, what, wait=False),
+        ):
+            pass
+
+        def second_run():
+            with exclusive(lock, what):
+                order.append(2)
+
+        waiting = threading.Thread(target=second_run)
+        waiting.start()
+        time.sleep(0.5)
+        order.append(1)
+    waiting.join(10)
+    assert order == [1, 2]
+    assert "another `curator mine` is running" in caplog.text and "waiting" in caplog.text

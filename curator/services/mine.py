@@ -40,7 +40,7 @@ from curator.pipeline.negatives import (
 from curator.progress import NullProgress, Progress
 from curator.retrieval.guide import GuideSettings
 from curator.services.projects import require_project
-from curator.services.runs import recorded_run
+from curator.services.runs import exclusive, recorded_run
 from db import Database
 from db.models import (
     Candidate,
@@ -138,7 +138,10 @@ def mine_candidates(
         "negatives_per_query": options.negatives_per_query,
         "limit": options.limit,
     }
-    with recorded_run(database, project_id, Stage.MINE, settings, model=guide.key) as run:
+    with (
+        exclusive(data_dir / "mine.lock", "`curator mine`"),
+        recorded_run(database, project_id, Stage.MINE, settings, model=guide.key) as run,
+    ):
         report = MineReport(run_id=run.run_id, guide=guide.key)
         run.counts = report.counts
         clock = time.monotonic()
