@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, insert, select
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -19,6 +20,26 @@ from db.models import (
     QueryFlag,
     TrainingRun,
 )
+
+
+def insert_or_ignore(session: Session, model: type, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert ``rows`` into ``model``'s table, skipping those that break a unique
+    constraint (a concurrent run stored them first) instead of raising IntegrityError.
+    SQLite and PostgreSQL skip in the database (``ON CONFLICT DO NOTHING``); other
+    databases get a plain insert. Returns the driver's row count (exact for one row:
+    0 when it was skipped)."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        dialect_insert = None
+    statement = dialect_insert(model).on_conflict_do_nothing() if dialect_insert else insert(model)
+    params = dict(rows[0]) if len(rows) == 1 else list(rows)
+    return session.connection().execute(statement, params).rowcount
 
 
 def get_project(session: Session, name: str) -> Project | None:

@@ -6,7 +6,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-from conftest import mine_small_project, toy_docs
+from conftest import add_queries, mine_small_project, toy_docs, write
 from sqlalchemy import func, select
 
 from curator.services.annotate import (
@@ -128,9 +128,9 @@ def test_undo_appends_a_retraction_and_history_stays(project):
     second = record_judgment(
         project.db, project.queries[1], "ann", "reject", reject_reason="unanswerable"
     )
-    assert undo_last(project.db, "ann") == second
-    assert undo_last(project.db, "ann") == first
-    assert undo_last(project.db, "ann") is None
+    assert undo_last(project.db, "ann", project="p") == second
+    assert undo_last(project.db, "ann", project="p") == first
+    assert undo_last(project.db, "ann", project="p") is None
     with project.db.sessions() as session:
         decisions = list(session.scalars(select(Judgment.decision).order_by(Judgment.id)))
     assert decisions == ["accept", "reject", "retract", "retract"]
@@ -182,7 +182,7 @@ def test_queues(project):
     assert next_query(project.db, "p", "carl", "fewer_than_n") == q2  # q1 has 2 now
     low = next_query(project.db, "p", "ann", "low_confidence")
     assert low in (q1, q2, q3)
-    undo_last(project.db, "ann")
+    undo_last(project.db, "ann", project="p")
     assert next_query(project.db, "p", "ann", "judged_by_me") is None
 
 
@@ -236,3 +236,21 @@ def test_agreement_report(project):
     # the reranker proposed tea, rust and mars (guide-only fusion): ann kept all 3
     assert by_name["ann"] == (3, 3, 1.0) and by_name["bob"] == (3, 3, pytest.approx(2 / 3))
     assert report.llm_accepted == pytest.approx(5 / 6)
+
+
+def test_undo_takes_back_only_a_judgment_of_the_same_project(database, tmp_path):
+    """ann judged in project a, then in project b: undo in a retracts a's judgment, not
+    b's newer one (undo used to ignore the project)."""
+    from curator.services.ingest import ingest_path
+
+    judged = {}
+    for name in ("a", "b"):
+        corpus = write(tmp_path / f"{name}.jsonl", '{"_id": "d", "text": "a passage"}\n')
+        ingest_path(database, name, corpus)
+        (query,) = add_queries(database, name, [("a query", "d")])
+        judged[name] = record_judgment(
+            database, query, "ann", "reject", reject_reason="unanswerable"
+        )
+    assert undo_last(database, "ann", project="a") == judged["a"]
+    assert undo_last(database, "ann", project="a") is None
+    assert undo_last(database, "ann", project="b") == judged["b"]

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import TOY_DOCS, TOY_QUERIES, write
+from conftest import TOY_DOCS, TOY_QUERIES, skip_unless_required, write
 
 from curator.services.ingest import ingest_path
 from db import open_database
@@ -97,7 +97,9 @@ def app_server(tmp_path_factory, guide_model):
     from curator.services.mine import MineOptions, mine_candidates
 
     if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+        skip_unless_required(
+            "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+        )
     data_dir = tmp_path_factory.mktemp("browser") / "data"
     corpus = write(
         data_dir.parent / "corpus.jsonl",
@@ -328,7 +330,9 @@ def login_url(tmp_path_factory, guide_model):
     from curator.services.mine import MineOptions, mine_candidates
 
     if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+        skip_unless_required(
+            "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+        )
     data_dir = tmp_path_factory.mktemp("login") / "data"
     corpus = write(
         data_dir.parent / "corpus.jsonl",
@@ -422,7 +426,9 @@ def judged_url(tmp_path_factory, guide_model):
     from curator.services.annotate import record_judgment
 
     if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+        skip_unless_required(
+            "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+        )
     root = tmp_path_factory.mktemp("finetune")
     database = open_database(sqlite_url(root / "data" / "curator.db"))
     ids = mine_small_project(database, root, guide_model, TOY_DOCS[:8], TOY_QUERIES, top_n=8)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -64,7 +65,7 @@ def project(database, tmp_path, guide_model):
     record_judgment(database, q[1], "ann", "reject", reject_reason="bad_query")
     record_judgment(database, q[2], "ann", "accept")
     record_judgment(database, q[2], "bob", "override", positives=[p["venus"]])
-    undo_last(database, "bob")  # bob's override is retracted: ann's accept stands
+    undo_last(database, "bob", project="p")  # bob's override is retracted: ann's accept stands
     for i in (3, 4, 5, 6):
         record_judgment(database, q[i], "bob", "accept")
     record_judgment(
@@ -558,3 +559,76 @@ def test_export_panel_zips_the_export(project):
     } <= names
     message, path = run_export(project.db, "p", project.tmp / "data", "st-margin-mse", "none")
     assert path is not None and "margin" in message
+
+
+def test_partial_folders_of_killed_exports_are_removed_by_the_next_one(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = [
+            tmp_path / f".out.{gone.pid}.k3j2x9aa.partial",  # a killed export's folder
+            tmp_path / ".out.ab_cdefg.partial",  # the name before the pid was in it
+            tmp_path / ".out.old-0123abcd",  # an old export moved aside; the target is there
+            tmp_path / f".out.txt.{gone.pid}.zzzzzzzz.partial",  # another target: kept
+        ]
+        running = tmp_path / f".out.{alive.pid}.q8w7e6rr.partial"  # an export under way
+        for folder in (*stale, running):
+            write(folder / "part.jsonl", "half")
+        write(tmp_path / "out" / "train.jsonl", "old\n")
+        with writers.atomic_directory(tmp_path / "out", force=True) as folder:
+            write(folder / "train.jsonl", "{}\n")
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == sorted(["out", stale[3].name, running.name])
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_force_never_leaves_the_target_missing(tmp_path, monkeypatch):
+    target = tmp_path / "out"
+    write(target / "v.txt", "1")
+    with writers.atomic_directory(target, force=True) as folder:
+        write(folder / "v.txt", "2")
+    assert (target / "v.txt").read_text() == "2"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+    # where the swap cannot be one step, a kill between the two renames is healed by the
+    # next write: the old export is put back before anything else happens
+    monkeypatch.setattr(writers, "_exchange", lambda a, b: False)
+    real_replace, calls = os.replace, []
+
+    def killed_at_the_second_rename(source, destination):
+        calls.append(source)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_replace(source, destination)
+
+    monkeypatch.setattr(writers.os, "replace", killed_at_the_second_rename)
+    with pytest.raises(KeyboardInterrupt), writers.atomic_directory(target, force=True) as folder:
+        write(folder / "v.txt", "3")
+    monkeypatch.setattr(writers.os, "replace", real_replace)
+    assert not target.exists()  # what the kill left: the old export under a hidden name
+    with pytest.raises(TargetExists), writers.atomic_directory(target):
+        pass
+    assert (target / "v.txt").read_text() == "2"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("fmt", ["st-pairs", "st-margin-mse"])
+def test_an_export_without_held_out_rows_loads_with_datasets(tmp_path, fmt):
+    """A project with imported train qrels only has no held-out queries: the empty test
+    split used to make load_from_disk fail (IndexError in concat_tables)."""
+    import datasets
+
+    columns = writers.st_columns(fmt, negatives=1)
+    row = {c: [1.0] if c == "label" else f"{c} text" for c in columns}
+    counts = writers.write_st_dataset(tmp_path, {"train": [row, row], "test": []}, columns)
+    assert counts == {"train": 2, "test": 0}
+    on_disk = datasets.load_from_disk(str(tmp_path))
+    parquet = datasets.load_dataset("parquet", data_dir=str(tmp_path / "parquet"))
+    assert list(on_disk) == list(parquet) == ["train"]
+    assert on_disk["train"].to_list() == parquet["train"].to_list() == [row, row]

@@ -281,3 +281,25 @@ def test_accepted_and_edited_queries_become_the_examples_of_later_runs(corpus):
     assert "curated wording" in prompts[0] and "great barrier reef" not in prompts[0].lower()
     later = rows(corpus)[-1]
     assert later.examples_version and later.examples_version != first[0].examples_version
+
+
+def test_a_second_run_that_planned_the_same_passages_stores_nothing_twice(corpus, monkeypatch):
+    """Two `curator generate` on one data folder, the second planned before the first
+    stored: it used to die with IntegrityError; now the first run's rows stand."""
+    import curator.services.generate as generate
+
+    real_plan, plans = generate._plan, []
+
+    def plan(*args):
+        if not plans:
+            plans.append(real_plan(*args))
+        return plans[0]  # the second run sees the plan made before the first stored
+
+    monkeypatch.setattr(generate, "_plan", plan)
+    first = generate_queries(corpus, "p", client_replying([]), GenerateOptions(limit=3))
+    before = [(r.id, r.query) for r in rows(corpus)]
+    second = generate_queries(
+        corpus, "p", client_replying([GOOD.format("another query text")]), GenerateOptions(limit=3)
+    )
+    assert first.ok == 3 and (second.ok, second.already_done) == (0, 3)
+    assert [(r.id, r.query) for r in rows(corpus)] == before

@@ -151,3 +151,60 @@ def test_a_project_without_passages_is_refused(database, tmp_path, guide_model):
     ensure_project(database, "empty")
     with pytest.raises(ValueError, match="no passages"):
         mine_candidates(database, "empty", tmp_path / "data", guide=guide_model)
+
+
+def test_a_second_run_that_planned_the_same_queries_stores_nothing_twice(
+    small, tmp_path, guide_model, monkeypatch
+):
+    """Two `curator mine` on one data folder: the second planned its queries before the
+    first stored them. It used to die with IntegrityError (UNIQUE candidates.query_id,
+    passage_id); now it leaves those queries to the first run."""
+    import curator.services.mine as mine
+
+    options = MineOptions(top_n=4, negatives_per_query=2)
+    planned = mine._pending_queries(small, 1, None)
+    first = mine_candidates(small, "p", tmp_path / "data", options, guide=guide_model)
+    assert first.queries_mined == 3
+
+    def count(table):
+        with small.sessions() as session:
+            return session.scalar(select(func.count()).select_from(table))
+
+    before = (count(Candidate), count(ProposedLabel))
+    monkeypatch.setattr(mine, "_pending_queries", lambda *args: planned)
+    second = mine_candidates(small, "p", tmp_path / "data", options, guide=guide_model)
+    assert (second.queries_planned, second.queries_mined, second.candidates) == (3, 0, 0)
+    assert (count(Candidate), count(ProposedLabel)) == before
+    with small.sessions() as session:
+        status = session.scalars(select(PipelineRun.status).where(PipelineRun.stage == "mine"))
+        assert list(status) == ["done", "done"]
+
+
+def test_a_second_run_on_the_same_data_folder_waits_and_says_one_is_running(tmp_path, caplog):
+    import threading
+    import time
+
+    from curator.services.runs import exclusive
+
+    lock, what = tmp_path / "data" / "mine.lock", "`curator mine`"
+    order = []
+    with exclusive(lock, what):
+        with (
+            pytest.raises(
+                RuntimeError, match=r"another `curator mine` is running on .*\(pid \d+\)"
+            ),
+            exclusive(lock, what, wait=False),
+        ):
+            pass
+
+        def second_run():
+            with exclusive(lock, what):
+                order.append(2)
+
+        waiting = threading.Thread(target=second_run)
+        waiting.start()
+        time.sleep(0.5)
+        order.append(1)
+    waiting.join(10)
+    assert order == [1, 2]
+    assert "another `curator mine` is running" in caplog.text and "waiting" in caplog.text

@@ -124,7 +124,30 @@ def test_interrupted_training_resumes_from_its_checkpoint(scifact_dir, tmp_path)
     result = fine_tune("all-MiniLM-L6-v2", rows, tmp_path / "out", settings)
     assert result.resumed_from.endswith("checkpoint-2")
     assert result.steps == 4
-    assert [p["step"] for p in result.loss_curve] == [3, 4]
+    assert [p["step"] for p in result.loss_curve] == [1, 2, 3, 4]  # the whole curve
+
+
+def test_a_checkpoint_cut_short_is_removed_and_the_last_complete_one_resumed(tmp_path):
+    """A run killed while it wrote checkpoint-4 (its config there, no weights, no trainer
+    state) resumes from checkpoint-2 and keeps the loss of every step."""
+    import shutil
+
+    text_of = {doc_id: f"{title}\n{text}" for doc_id, title, text in TOY_DOCS}
+    rows = [{"anchor": query, "positive": text_of[seed]} for query, seed in TOY_QUERIES]
+    out = tmp_path / "out"
+    fast = {**FAST, "batch_size": 4}
+    first = fine_tune("all-MiniLM-L6-v2", rows, out, TrainSettings(max_steps=2, **fast))
+    assert [p["step"] for p in first.loss_curve] == [1, 2]
+    complete = out / "checkpoints" / "checkpoint-2"
+    partial = out / "checkpoints" / "checkpoint-4"
+    partial.mkdir()
+    shutil.copy(complete / "config.json", partial / "config.json")
+    result = fine_tune("all-MiniLM-L6-v2", rows, out, TrainSettings(max_steps=4, **fast))
+    assert result.resumed_from == str(complete)
+    assert result.steps == 4
+    assert [p["step"] for p in result.loss_curve] == [1, 2, 3, 4]
+    assert result.loss_curve[:2] == first.loss_curve
+    assert (partial / "trainer_state.json").exists()  # written anew by the resumed run
 
 
 def test_rows_are_checked_before_training():

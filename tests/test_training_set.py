@@ -115,7 +115,7 @@ def test_training_set_from_database(project):
     record_judgment(db, q[1], "ann", "reject", reject_reason="bad_query")
     record_judgment(db, q[2], "ann", "accept")
     record_judgment(db, q[2], "bob", "override", positives=[p["mars"]], negatives=[p["rust"]])
-    undo_last(db, "bob")  # bob's override is retracted: ann's accept stands
+    undo_last(db, "bob", project="p")  # bob's override is retracted: ann's accept stands
 
     reviewed = load_training_set(db, "p", "none", eval_fraction=0.0)
     by_query = {e.query_id: e for e in reviewed.examples}

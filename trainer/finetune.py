@@ -18,7 +18,11 @@ Losses:
 sampler (a text twice in a batch would be its own in-batch negative).
 
 Checkpoints go to ``<output>/checkpoints`` every ``save_steps`` steps; calling
-:func:`fine_tune` again on the same folder resumes from the last one.
+:func:`fine_tune` again on the same folder resumes from the newest *complete* one (its
+``trainer_state.json``, which the trainer writes last, reads as JSON and its weights are
+there); a checkpoint cut short by a kill is removed. The loss curve comes from the
+trainer's log history, which a checkpoint carries, so a resumed run's curve holds every
+step from the first.
 
 Defaults are chosen for 2 CPU cores (``bench/train.py`` measures them on SciFact):
 two epochs, batch 32, max_seq 256, lr 5e-5, one hard negative, bf16 where the CPU has
@@ -241,7 +245,7 @@ def fine_tune(
         model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Report()]
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through on_step instead
-    last = _last_checkpoint(checkpoints)
+    last = last_complete_checkpoint(checkpoints)
     if last:
         log.info("resuming from %s", last)
     started = time.perf_counter()
@@ -249,9 +253,14 @@ def fine_tune(
     seconds = time.perf_counter() - started
     model_path = output_dir / "model"
     model.save(str(model_path))
+    history = [  # with the steps before a resume, from the checkpoint's trainer state
+        {"step": entry["step"], "loss": float(entry["loss"])}
+        for entry in trainer.state.log_history
+        if "loss" in entry and "step" in entry
+    ]
     return FineTuneResult(
         model_path=model_path,
-        loss_curve=curve,
+        loss_curve=history or curve,
         steps=trainer.state.global_step,
         seconds=seconds,
         resumed_from=str(last) if last else None,
@@ -259,6 +268,37 @@ def fine_tune(
     )
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
+def checkpoint_complete(folder: Path) -> bool:
+    """Whether the trainer finished writing checkpoint ``folder``: its
+    ``trainer_state.json`` (written after the model, optimizer and scheduler) reads as JSON
+    and a weights file is there."""
+    import json
+
+    try:
+        json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return any(any(folder.rglob(name)) for name in WEIGHTS)
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` in ``folder``; incomplete ones (a run killed
+    while it wrote them) are removed, so the trainer never resumes from or rotates them."""
+    import shutil
+
+    found = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
+    )
+    last = None
+    for checkpoint in found:
+        if checkpoint_complete(checkpoint):
+            last = last or checkpoint
+        else:
+            log.warning("removing the incomplete checkpoint %s", checkpoint)
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return last

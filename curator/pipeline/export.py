@@ -13,7 +13,12 @@ BEIR readers know), the ``train`` split as ``train``; the two never share a file
 
 Everything is written through :func:`atomic_directory` (a temporary sibling folder renamed
 onto the target at the end) or :func:`atomic_write` (a temporary sibling file), so an
-interrupted export leaves nothing half-written under the target's name.
+interrupted export leaves nothing half-written under the target's name. The temporary
+siblings are named ``.NAME.PID.xxxx.partial``; the next write of ``NAME`` removes those
+whose process is gone (a killed export). ``force`` swaps the new folder and the old one in
+one step where the system can (Linux ``renameat2(RENAME_EXCHANGE)``), so the target is
+never missing; elsewhere the old one is moved aside first, and the next write puts it back
+if a kill came between the two renames.
 
 No database or UI imports here; ``datasets`` is imported inside the function that uses it.
 """
@@ -21,10 +26,13 @@ No database or UI imports here; ``datasets`` is imported inside the function tha
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -95,8 +103,9 @@ def atomic_write(
     if path.exists() and not force:
         raise TargetExists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_siblings(path)
     handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent
     )
     os.close(handle)
     temp = Path(temporary)
@@ -121,28 +130,95 @@ def atomic_directory(target: Path, *, force: bool = False) -> Iterator[Path]:
     replaces ``target`` (the old one is removed only after the rename), when it raises it is
     removed and ``target`` is left as it was. An existing ``target`` needs ``force``."""
     target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_siblings(target)
     if target.exists() and not force:
         raise TargetExists(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    temp = Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent
+        )
+    )
     try:
         yield temp
         os.chmod(temp, 0o777 & ~_umask())
         if target.exists() or target.is_symlink():
             if not force:
                 raise TargetExists(target)
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-            os.replace(temp, target)
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+            if not _exchange(temp, target):  # temp now holds the old target when it did
+                old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(target, old)
+                os.replace(temp, target)
+                temp = old
+            _remove(temp)
         else:
             os.replace(temp, target)
     except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
+        _remove(temp)
         raise
+
+
+def clean_stale_siblings(target: Path) -> None:
+    """Remove what killed writes of ``target`` left beside it: ``.NAME.PID.xxxxxxxx.partial``
+    whose process is gone (and the older ``.NAME.xxxxxxxx.partial``, without a pid); and
+    when ``target`` is missing but a ``.NAME.old-xxxxxxxx`` is there (a kill between the two
+    renames of a replacement), rename the newest one back onto ``target``."""
+    name = re.escape(f".{target.name}.")
+    partial = re.compile(name + r"(?:(\d+)\.)?[a-z0-9_]{8}\.partial")
+    old_copy = re.compile(name + r"old-[0-9a-f]{8}")
+    siblings = list(target.parent.iterdir())
+    old = sorted(
+        (p for p in siblings if old_copy.fullmatch(p.name)), key=lambda p: p.stat().st_mtime
+    )
+    if old and not (target.exists() or target.is_symlink()):
+        os.replace(old.pop(), target)
+    for path in old:
+        _remove(path)
+    for path in siblings:
+        match = partial.fullmatch(path.name)
+        if match and not (match.group(1) and _process_alive(int(match.group(1)))):
+            _remove(path)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap paths ``a`` and ``b`` in one step (Linux ``renameat2`` with
+    ``RENAME_EXCHANGE``); False where the system or file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV, errno.EPERM):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _umask() -> int:
@@ -212,8 +288,12 @@ def write_st_dataset(
 ) -> dict[str, int]:
     """Write ``splits`` (split name -> rows with ``columns``) as a ``DatasetDict`` saved
     with ``save_to_disk`` into ``folder`` and as ``folder/parquet/<split>.parquet``.
-    Returns the rows per split. Text columns are strings, ``label`` a list of float32."""
+    Returns the rows per split. Text columns are strings, ``label`` a list of float32.
+    A split without rows (no held-out queries) is left out of both, since neither
+    ``load_from_disk`` nor ``load_dataset("parquet", ...)`` can read an empty split."""
     import datasets
+
+    written = {name: rows for name, rows in splits.items() if rows} or splits
 
     sequence = getattr(datasets, "List", None) or datasets.Sequence
     features = datasets.Features(
@@ -229,7 +309,7 @@ def write_st_dataset(
             name: datasets.Dataset.from_dict(
                 {c: [row[c] for row in rows] for c in columns}, features=features
             )
-            for name, rows in splits.items()
+            for name, rows in written.items()
         }
     )
     dataset_dict.save_to_disk(str(folder))

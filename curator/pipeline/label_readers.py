@@ -17,16 +17,25 @@ anything it cannot read, before anything is stored.
 
 from __future__ import annotations
 
-import csv
-import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curator.pipeline.readers import IngestError
+from curator.pipeline.readers import (
+    IngestError,
+    delimited_rows,
+    id_problem,
+    parse_json_line,
+    read_lines,
+    require_file,
+    text_problem,
+)
 
 HELD_OUT_NAMES = ("test", "dev", "val", "validation", "eval")
+QRELS_COLUMNS = ["query-id", "corpus-id", "score"]
+_SCORE = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
 
 @dataclass
@@ -65,10 +74,7 @@ def split_of(path: Path) -> str:
 
 
 def _json_line(path: Path, number: int, raw: str) -> dict[str, Any]:
-    try:
-        row = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise IngestError(path, number, None, f"not valid JSON ({exc.msg})") from None
+    row = parse_json_line(path, number, raw)
     if not isinstance(row, dict):
         raise IngestError(path, number, None, f"must be a JSON object, got {type(row).__name__}")
     return row
@@ -82,25 +88,16 @@ def _text(row: dict[str, Any], name: str, path: Path, number: int) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise IngestError(path, number, name, f"must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise IngestError(path, number, name, "empty (required)")
+    problem = id_problem(value) if name == "_id" else text_problem(value)
+    if problem:
+        raise IngestError(path, number, name, problem)
     return value
-
-
-def _lines(path: Path):
-    try:
-        with path.open(encoding="utf-8-sig") as stream:
-            for number, raw in enumerate(stream, start=1):
-                if raw.strip():
-                    yield number, raw
-    except UnicodeDecodeError as exc:
-        raise IngestError(path, None, None, f"not valid UTF-8 ({exc.reason})") from None
 
 
 def read_beir_queries(path: Path) -> dict[str, tuple[str, str | None, int]]:
     """A BEIR ``queries.jsonl``: query id -> (text, task from ``metadata.task``, line)."""
     texts: dict[str, tuple[str, str | None, int]] = {}
-    for number, raw in _lines(path):
+    for number, raw in read_lines(path):
         row = _json_line(path, number, raw)
         query_id = _text(row, "_id", path, number)
         text = _text(row, "text", path, number)
@@ -112,37 +109,45 @@ def read_beir_queries(path: Path) -> dict[str, tuple[str, str | None, int]]:
 
 def read_qrels(path: Path) -> Iterator[tuple[int, str, str, float]]:
     """The rows of a BEIR qrels ``.tsv`` as (line, query id, corpus id, score); a header
-    line is recognised by its non-numeric score."""
-    with path.open(encoding="utf-8-sig", newline="") as stream:
-        for number, row in enumerate(csv.reader(stream, delimiter="\t"), start=1):
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if len(row) < 3:
-                names = ("query-id", "corpus-id", "score")
-                raise IngestError(
-                    path, number, names[len(row)], f"missing: {len(row)} of 3 columns"
-                )
-            query_id, corpus_id, score_text = row[0].strip(), row[1].strip(), row[2].strip()
-            try:
-                score = float(score_text)
-            except ValueError:
-                if number == 1:
-                    continue  # the header
-                raise IngestError(
-                    path, number, "score", f"must be a number, got {score_text!r}"
-                ) from None
-            if not query_id:
-                raise IngestError(path, number, "query-id", "empty (required)")
-            if not corpus_id:
-                raise IngestError(path, number, "corpus-id", "empty (required)")
-            yield number, query_id, corpus_id, score
+    line is recognised by a first-line score without digits."""
+    require_file(path)
+    for number, row in delimited_rows(path, "\t", names=QRELS_COLUMNS):
+        if isinstance(row, IngestError):
+            raise row
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) < 3:
+            raise IngestError(
+                path, number, QRELS_COLUMNS[len(row)], f"missing: {len(row)} of 3 columns"
+            )
+        query_id, corpus_id, score_text = row[0].strip(), row[1].strip(), row[2].strip()
+        if number == 1 and _is_header(score_text):
+            continue
+        if not _SCORE.fullmatch(score_text):
+            raise IngestError(
+                path,
+                number,
+                "score",
+                f"must be a number (whole, in ASCII digits), got {score_text[:40]!r}",
+            )
+        for name, value in (("query-id", query_id), ("corpus-id", corpus_id)):
+            problem = id_problem(value)
+            if problem:
+                raise IngestError(path, number, name, problem)
+        yield number, query_id, corpus_id, float(score_text)
+
+
+def _is_header(score: str) -> bool:
+    """A header's score column ("score") holds no digit and is no spelling of nan / inf."""
+    spelled = score.lower().lstrip("+-")
+    return not any(c.isdigit() for c in score) and spelled not in ("nan", "inf", "infinity")
 
 
 def read_beir_labels(folder: Path) -> list[LabelledQuery]:
     """The queries of a BEIR folder that have qrels, with their labels, in qrels order."""
     folder = Path(folder)
     queries_path = folder / "queries.jsonl"
-    if not queries_path.is_file():
+    if not queries_path.exists():
         raise IngestError(queries_path, None, None, "no such file (a BEIR folder has one)")
     qrels = sorted((folder / "qrels").glob("*.tsv"), key=lambda p: (p.stem != "train", p.name))
     if not qrels:
@@ -182,7 +187,7 @@ def read_flag_labels(path: Path) -> list[LabelledQuery]:
     found: list[LabelledQuery] = []
     for file in files:
         split = split_of(file)
-        for number, raw in _lines(file):
+        for number, raw in read_lines(file):
             row = _json_line(file, number, raw)
             query = _text(row, "query", file, number)
             prompt = row.get("prompt")
@@ -207,8 +212,11 @@ def read_flag_labels(path: Path) -> list[LabelledQuery]:
                         file, number, name, f"must be a list of texts, got {type(values).__name__}"
                     )
                 for i, value in enumerate(values):
-                    if not isinstance(value, str) or not value.strip():
-                        raise IngestError(file, number, f"{name}[{i}]", "must be a non-empty text")
+                    if not isinstance(value, str) or text_problem(value):
+                        problem = text_problem(value) if isinstance(value, str) else None
+                        raise IngestError(
+                            file, number, f"{name}[{i}]", problem or "must be a non-empty text"
+                        )
                     labelled.add(value, positive, str(file), number, f"{name}[{i}]")
             if not labelled.positives:
                 raise IngestError(file, number, "pos", "needs at least one text")

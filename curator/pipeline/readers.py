@@ -5,7 +5,11 @@ bad one (the caller decides to abort or skip), and raises :class:`IngestError` f
 that cannot be read at all (empty, binary, missing column). Files are read line by line
 (Parquet batch by batch), never whole, so memory does not grow with the file.
 
-Every error names the file, the line (or Parquet row) and the field.
+Every error names the file, the line (or Parquet row) and the field. The checks every
+format shares live here too: ids and texts must hold a visible character and be valid
+Unicode (no lone surrogates), a file must hold at least one record, a quote in a CSV/TSV
+that is not closed is an error at the line where it opened, and a folder's symbolic links
+that lead outside it are reported, not followed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,10 @@ from typing import Any
 FORMATS = ("auto", "beir", "jsonl", "csv", "tsv", "parquet", "folder")
 FOLDER_SUFFIXES = (".txt", ".md")
 _SNIFF_BYTES = 8192
+MAX_ID_CHARS = 1000
+#: Unicode categories that show nothing: controls, format characters (U+200B, U+FEFF...),
+#: surrogates, private use, unassigned, and spaces / separators
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 
 ProgressFn = Callable[[int], None]
 
@@ -40,7 +50,7 @@ class IngestError(ValueError):
     """A problem with an input file, located by file, line (or row) and field."""
 
     def __init__(self, file: str | Path, line: int | None, field: str | None, message: str) -> None:
-        self.file = str(file)
+        self.file = printable(str(file))
         self.line = line
         self.field = field
         self.message = message
@@ -50,6 +60,79 @@ class IngestError(ValueError):
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         what = f" field '{self.field}':" if self.field else ""
         return f"{where}:{what} {self.message}"
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates (an undecodable file name) as ``\\udcXX`` escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def unicode_problem(value: str) -> str | None:
+    """Why ``value`` is not Unicode text (a lone surrogate, ``"\\ud800"`` in JSON), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"holds a lone surrogate {value[exc.start]!r} at character {exc.start + 1} "
+            "(not valid Unicode text)"
+        )
+    return None
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an id or a text (None when it can): not Unicode text, empty,
+    or only invisible characters (U+200B, U+FEFF...)."""
+    problem = unicode_problem(value)
+    if problem:
+        return problem
+    if not value.strip():
+        return "empty (required)"
+    if all(unicodedata.category(char) in _INVISIBLE for char in value):
+        return "only invisible characters (required)"
+    return None
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an id (None when it can): a text problem, or too long."""
+    if len(value) > MAX_ID_CHARS:
+        return f"{len(value):,} characters long (an id has at most {MAX_ID_CHARS:,})"
+    return text_problem(value)
+
+
+def require_file(path: Path) -> None:
+    """Raise IngestError unless ``path`` is an existing file with a UTF-8 name."""
+    if str(path) != printable(str(path)):
+        raise IngestError(path, None, None, "the file name is not valid UTF-8; rename the file")
+    if path.is_dir():
+        raise IngestError(path, None, None, "is a folder, not a file")
+    if not path.exists():
+        raise IngestError(path, None, None, "no such file")
+
+
+def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a text file (a UTF-8 BOM dropped);
+    raises IngestError naming the file (and the line) for anything unreadable."""
+    require_file(path)
+    for number, line in _decoded_lines(path, encoding, lambda _n: None):
+        if isinstance(line, IngestError):
+            raise line
+        if line.strip():
+            yield number, line
+
+
+def parse_json_line(path: Path, number: int, line: str) -> Any:
+    """The JSON value of one line; IngestError (file, line, why) when it is not JSON."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise IngestError(
+            path, number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise IngestError(path, number, None, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        reason = str(exc).split(":")[0]
+        raise IngestError(path, number, None, f"malformed JSON: {reason}") from None
 
 
 @dataclass(frozen=True)
@@ -111,6 +194,8 @@ def read_records(
     """Yield the documents of ``path`` (a file or a folder) in file order."""
     if not path.exists():
         raise IngestError(path, None, None, "no such file or folder")
+    if str(path) != printable(str(path)):
+        raise IngestError(path, None, None, "the name is not valid UTF-8; rename it")
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt not in FORMATS:
@@ -121,20 +206,34 @@ def read_records(
     if path.is_dir():
         raise IngestError(path, None, None, f"is a folder; use --format folder, not {fmt}")
     if fmt == "parquet":
-        return _read_parquet(path, fields, progress)
+        return _at_least_one(path, _read_parquet(path, fields, progress))
     _check_text_file(path)
     if fmt == "beir":
         fields = FieldMap(id="_id", title="title", text="text")
         fmt = "jsonl"
     if fmt == "jsonl":
-        return _read_jsonl(path, fields, encoding, progress)
-    return _read_delimited(path, fields, encoding, "," if fmt == "csv" else "\t", progress)
+        return _at_least_one(path, _read_jsonl(path, fields, encoding, progress))
+    delimiter = "," if fmt == "csv" else "\t"
+    return _at_least_one(path, _read_delimited(path, fields, encoding, delimiter, progress))
+
+
+def _at_least_one(
+    path: Path, items: Iterator[SourceRecord | IngestError]
+) -> Iterator[SourceRecord | IngestError]:
+    """``items``, then an IngestError if there were none (a header-only CSV, a JSONL of
+    blank lines or only a byte-order mark): a file without records is refused."""
+    empty = True
+    for item in items:
+        empty = False
+        yield item
+    if empty:
+        raise IngestError(path, None, None, "holds no records")
 
 
 def _check_text_file(path: Path) -> None:
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
-    if not head.strip():
+    if not head.removeprefix(b"\xef\xbb\xbf").strip():
         raise IngestError(path, None, None, "file is empty")
     if b"\x00" in head:
         raise IngestError(
@@ -184,16 +283,15 @@ def _record_from_mapping(
     row: dict[str, Any], fields: FieldMap, id_field: str, path: Path, line: int
 ) -> SourceRecord | IngestError:
     """Check one row's fields and turn it into a record (or the error that says why not)."""
-    for name, required in ((id_field, True), (fields.text, True)):
-        value = row.get(name)
-        if value is None or (required and isinstance(value, str) and not value.strip()):
-            state = "missing" if name not in row or row.get(name) is None else "empty"
-            return IngestError(path, line, name, f"{state} (required)")
+    for name in (id_field, fields.text):
+        if row.get(name) is None:
+            return IngestError(path, line, name, "missing (required)")
     doc_id = row[id_field]
     if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
         return IngestError(
             path, line, id_field, f"must be a string or integer, got {type(doc_id).__name__}"
         )
+    doc_id = str(doc_id)
     text = row[fields.text]
     if not isinstance(text, str):
         return IngestError(path, line, fields.text, f"must be a string, got {type(text).__name__}")
@@ -204,7 +302,12 @@ def _record_from_mapping(
         return IngestError(
             path, line, fields.title, f"must be a string, got {type(title).__name__}"
         )
-    return SourceRecord(str(doc_id).strip(), title.strip(), text.strip(), str(path), line)
+    for name, problem in ((id_field, id_problem(doc_id)), (fields.text, text_problem(text))):
+        if problem:
+            return IngestError(path, line, name, problem)
+    if unicode_problem(title):
+        return IngestError(path, line, fields.title, unicode_problem(title))
+    return SourceRecord(doc_id.strip(), title.strip(), text.strip(), str(path), line)
 
 
 def _read_jsonl(
@@ -218,11 +321,9 @@ def _read_jsonl(
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield IngestError(
-                path, number, None, f"malformed JSON: {exc.msg} at column {exc.colno}"
-            )
+            row = parse_json_line(path, number, line)
+        except IngestError as error:
+            yield error
             continue
         if not isinstance(row, dict):
             yield IngestError(
@@ -234,31 +335,88 @@ def _read_jsonl(
         yield _record_from_mapping(row, fields, id_field, path, number)
 
 
+class _ReplayableLines:
+    """The decoded lines of a file for ``csv.reader``, remembering the lines of the record
+    being read (``taken``) so that they can be fed again (``replay``)."""
+
+    def __init__(self, source: Iterator[tuple[int, str | IngestError]]) -> None:
+        self.source = source
+        self.replay: deque[tuple[int, str | IngestError]] = deque()
+        self.taken: list[tuple[int, str | IngestError]] = []
+
+    def __iter__(self) -> _ReplayableLines:
+        return self
+
+    def __next__(self) -> str:
+        item = self.replay.popleft() if self.replay else next(self.source)
+        self.taken.append(item)
+        # an undecodable line stays in ``taken`` and is reported in place of its record
+        return "\n" if isinstance(item[1], IngestError) else item[1]
+
+
+def delimited_rows(
+    path: Path,
+    delimiter: str,
+    encoding: str = "utf-8",
+    progress: ProgressFn | None = None,
+    names: list[str] | None = None,
+) -> Iterator[tuple[int, list[str] | IngestError]]:
+    """(line where the record ends, its cells or the error) for each record of a CSV/TSV
+    file, parsed strictly. A quoted field still open at the end of its line that never
+    closes properly is an error at that line (naming the field from ``names``, which the
+    caller may fill with the header once read); the lines after it are then read again
+    as records of their own, so one stray quote costs one record, not the rest of the
+    file. Undecodable lines are errors at their line; no field size limit applies."""
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    lines = _ReplayableLines(_decoded_lines(path, encoding, progress or (lambda _n: None)))
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    while True:
+        lines.taken = []
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            start, first = lines.taken[0] if lines.taken else (None, "")
+            if len(lines.taken) > 1 and isinstance(first, str):
+                yield start, _unclosed_quote(path, start, first, delimiter, names, lines.taken)
+                lines.replay.extendleft(reversed(lines.taken[1:]))
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)
+            else:
+                yield start, IngestError(path, start, None, f"malformed row: {exc}")
+            continue
+        end = lines.taken[-1][0]
+        undecodable = [line for _, line in lines.taken if isinstance(line, IngestError)]
+        yield end, undecodable[0] if undecodable else cells
+
+
+def _unclosed_quote(path, start, first, delimiter, names, taken) -> IngestError:
+    """The error for a quote opened on line ``start`` (text ``first``) that never closed."""
+    cells = next(csv.reader([first], delimiter=delimiter), [""])
+    index = len(cells) - 1
+    field = names[index] if names and index < len(names) else f"column {index + 1}"
+    return IngestError(
+        path,
+        start,
+        field,
+        f"a quote opened on this line is not closed properly (it runs on to line "
+        f'{taken[-1][0]}); close it, or double a quote inside a quoted field ("")',
+    )
+
+
 def _read_delimited(
     path: Path, fields: FieldMap, encoding: str, delimiter: str, progress: ProgressFn
 ) -> Iterator[SourceRecord | IngestError]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    state = {"line": 0, "error": None}
-
-    def lines() -> Iterator[str]:
-        for number, line in _decoded_lines(path, encoding, progress):
-            state["line"] = number
-            if isinstance(line, IngestError):
-                state["error"] = line
-                yield "\n"  # keep the CSV reader going; the error is reported in its place
-            else:
-                yield line
-
-    reader = csv.reader(lines(), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise IngestError(path, None, None, "file is empty") from None
-    except csv.Error as exc:
-        raise IngestError(path, 1, None, f"unreadable header: {exc}") from None
-    if state["error"] is not None:
-        raise state["error"]
-    header = [name.strip() for name in header]
+    header: list[str] = []
+    rows = delimited_rows(path, delimiter, encoding, progress, header)
+    for _, cells in rows:
+        if isinstance(cells, IngestError):
+            raise cells
+        if cells and any(cell.strip() for cell in cells):
+            header.extend(name.strip() for name in cells)
+            break
+    else:
+        raise IngestError(path, None, None, "file is empty")
     id_field = _resolve_id_field(fields, header)
     missing = [name for name in (id_field, fields.text) if name not in header]
     if missing:
@@ -269,32 +427,19 @@ def _read_delimited(
             f"no such column in the header (columns: {', '.join(header)}); "
             "choose one with --id-field / --text-field",
         )
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield IngestError(
-                path, state["line"], None, f"malformed {delimiter!r}-separated row: {exc}"
-            )
-            continue
-        if state["error"] is not None:
-            error, state["error"] = state["error"], None
-            yield error
+    for line, values in rows:
+        if isinstance(values, IngestError):
+            yield values
             continue
         if not values or (len(values) == 1 and not values[0].strip()):
             continue
         if len(values) != len(header):
             yield IngestError(
-                path,
-                state["line"],
-                None,
-                f"row has {len(values)} fields, the header has {len(header)}",
+                path, line, None, f"row has {len(values)} fields, the header has {len(header)}"
             )
             continue
         yield _record_from_mapping(
-            dict(zip(header, values, strict=True)), fields, id_field, path, state["line"]
+            dict(zip(header, values, strict=True)), fields, id_field, path, line
         )
 
 
@@ -320,46 +465,90 @@ def _read_parquet(
             )
     columns = [id_field, fields.text] + ([fields.title] if fields.title in names else [])
     row_number = 0
-    for batch in parquet.iter_batches(batch_size=2048, columns=columns):
-        for row in batch.to_pylist():
+    batches = parquet.iter_batches(batch_size=2048, columns=columns)
+    while True:
+        try:
+            rows = next(batches).to_pylist()
+        except StopIteration:
+            return
+        except Exception as exc:  # a corrupt page: pyarrow raises OSError and others
+            reason = " ".join(str(exc).split())
+            yield IngestError(
+                path,
+                row_number + 1,
+                None,
+                f"unreadable Parquet data from this row on ({reason}); the rest is not read",
+            )
+            return
+        for row in rows:
             row_number += 1
             yield _record_from_mapping(row, fields, id_field, path, row_number)
-        progress(batch.num_rows)
+        progress(len(rows))
+
+
+def _folder_entries(folder: Path) -> list[Path | IngestError]:
+    """The .txt / .md files of ``folder`` and its sub-folders, in name order, with an
+    IngestError in place of a symbolic link that leads outside the folder (not followed)
+    or a file whose name is not valid UTF-8."""
+    root = folder.resolve()
+    entries: list[Path | IngestError] = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            entries.append(
+                IngestError(
+                    path, None, None, "a symbolic link that leads outside the folder; not read"
+                )
+            )
+        elif path.is_file() and path.suffix.lower() in FOLDER_SUFFIXES:
+            if str(path) != printable(str(path)):
+                entries.append(
+                    IngestError(path, None, None, "the file name is not valid UTF-8; rename it")
+                )
+            else:
+                entries.append(path)
+    return entries
 
 
 def _folder_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
-    )
+    return [entry for entry in _folder_entries(folder) if isinstance(entry, Path)]
 
 
 def _read_folder(
     folder: Path, encoding: str, progress: ProgressFn
 ) -> Iterator[SourceRecord | IngestError]:
-    files = _folder_files(folder)
-    if not files:
+    entries = _folder_entries(folder)
+    if not entries:
         raise IngestError(folder, None, None, f"no {'/'.join(FOLDER_SUFFIXES)} files in the folder")
-    for file in files:
+    for file in entries:
+        if isinstance(file, IngestError):
+            yield file
+            continue
         raw = file.read_bytes()  # one document at a time; a document is a unit of text
         progress(len(raw))
-        if b"\x00" in raw[:_SNIFF_BYTES]:
-            yield IngestError(file, None, None, "looks like a binary file (NUL bytes)")
-            continue
-        try:
-            text = raw.decode(encoding).lstrip("\ufeff")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            yield IngestError(
-                file, line, None, f"not valid {encoding} (byte 0x{raw[exc.start]:02x})"
-            )
-            continue
-        if not text.strip():
-            yield IngestError(file, None, "text", "file is empty")
-            continue
-        title, body = _split_markdown_title(text) if file.suffix.lower() == ".md" else ("", text)
-        yield SourceRecord(
-            file.relative_to(folder).as_posix(), title or file.stem, body.strip(), str(file), 1
+        yield _folder_document(folder, file, raw, encoding)
+
+
+def _folder_document(
+    folder: Path, file: Path, raw: bytes, encoding: str
+) -> SourceRecord | IngestError:
+    """One .txt / .md file as a record (a leading ``# Heading`` of a .md is its title)."""
+    if b"\x00" in raw[:_SNIFF_BYTES]:
+        return IngestError(file, None, None, "looks like a binary file (NUL bytes)")
+    try:
+        text = raw.decode(encoding).lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return IngestError(file, line, None, f"not valid {encoding} (byte 0x{raw[exc.start]:02x})")
+    if text_problem(text):
+        return IngestError(
+            file, 1, "text", "file is empty" if not text.strip() else text_problem(text)
         )
+    title, body = _split_markdown_title(text) if file.suffix.lower() == ".md" else ("", text)
+    if text_problem(body):
+        return IngestError(file, 2 if title else 1, "text", "no text after the heading")
+    return SourceRecord(
+        file.relative_to(folder).as_posix(), title or file.stem, body.strip(), str(file), 1
+    )
 
 
 def _split_markdown_title(text: str) -> tuple[str, str]:

@@ -264,10 +264,12 @@ def record_judgment(
         return judgment.id
 
 
-def undo_last(database: Database, annotator: str) -> int | None:
-    """Retract the annotator's latest effective judgment (appends a ``retract``); returns
-    the retracted judgment's id, or None when there is nothing to undo."""
+def undo_last(database: Database, annotator: str, *, project: str) -> int | None:
+    """Retract the annotator's latest effective judgment on a query of ``project``
+    (appends a ``retract``); returns the retracted judgment's id, or None when there is
+    nothing to undo there. Judgments in other projects are never touched."""
     who = annotator_id(database, annotator)
+    project_id = require_project(database, project)
     with database.sessions() as session, session.begin():
         retracted = (
             select(Judgment.retracts_judgment_id)
@@ -276,7 +278,9 @@ def undo_last(database: Database, annotator: str) -> int | None:
         )
         target = session.scalars(
             select(Judgment)
+            .join(GeneratedQuery, GeneratedQuery.id == Judgment.query_id)
             .where(
+                GeneratedQuery.project_id == project_id,
                 Judgment.annotator_id == who,
                 Judgment.decision != Decision.RETRACT.value,
                 Judgment.id.not_in(retracted),

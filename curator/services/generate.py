@@ -43,6 +43,7 @@ from curator.services.projects import require_project
 from curator.services.runs import recorded_run
 from db import Database
 from db.models import FlagKind, GeneratedQuery, Passage, QueryFlag, QueryStatus, Stage
+from db.queries import insert_or_ignore
 
 log = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 10.0
@@ -215,9 +216,11 @@ def generate_queries(
                 return _generate_one(client, task, examples, options)
 
             for task, outcome in client.map(work, tasks):
-                _store(database, project_id, run.run_id, model, version, task, outcome)
-                report.add(outcome.status, truncated=outcome.truncated, flags=outcome.flags)
-                report.resampled += outcome.resampled
+                if _store(database, project_id, run.run_id, model, version, task, outcome):
+                    report.add(outcome.status, truncated=outcome.truncated, flags=outcome.flags)
+                    report.resampled += outcome.resampled
+                else:  # a concurrent run on the same data stored this one first
+                    report.already_done += 1
                 progress.advance(1)
                 if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
                     last_checkpoint = time.monotonic()
@@ -449,8 +452,9 @@ def _store(
     version: str,
     task: _Task,
     outcome: _Outcome,
-) -> None:
-    """Write one reply (a new row, or the retried row updated) and its quality flags."""
+) -> bool:
+    """Write one reply (a new row, or the retried row updated) and its quality flags;
+    False when a concurrent run had stored this sample already."""
     parsed = outcome.parsed
     values = {
         "task": parsed.task if parsed else "",
@@ -474,20 +478,25 @@ def _store(
                 )
             )
         else:
-            row = GeneratedQuery(
-                project_id=project_id,
-                seed_passage_id=task.passage_id,
-                sample_index=task.sample_index,
-                model=model,
-                prompt_version=PROMPT_VERSION,
-                **values,
+            key = {
+                "project_id": project_id,
+                "seed_passage_id": task.passage_id,
+                "sample_index": task.sample_index,
+                "model": model,
+                "prompt_version": PROMPT_VERSION,
+            }
+            if insert_or_ignore(session, GeneratedQuery, [{**key, **values}]) != 1:
+                return False
+            row = session.scalar(
+                select(GeneratedQuery).where(
+                    *(getattr(GeneratedQuery, name) == value for name, value in key.items())
+                )
             )
-            session.add(row)
-        session.flush()
         session.add_all(
             QueryFlag(query_id=row.id, kind=kind, reason=reason, run_id=run_id)
             for kind, reason in outcome.flags.items()
         )
+    return True
 
 
 def flag_duplicates(database: Database, project_id: int, run_id: int | None) -> int:

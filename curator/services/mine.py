@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import exists, insert, select
+from sqlalchemy import delete, exists, insert, select
 
 from curator.pipeline.negatives import (
     Candidate as GuideCandidate,
@@ -43,7 +43,7 @@ from curator.pipeline.negatives import (
 from curator.progress import NullProgress, Progress
 from curator.retrieval.guide import GuideSettings
 from curator.services.projects import require_project
-from curator.services.runs import recorded_run
+from curator.services.runs import exclusive, recorded_run
 from db import Database
 from db.models import (
     Candidate,
@@ -57,6 +57,7 @@ from db.models import (
     QueryStatus,
     Stage,
 )
+from db.queries import insert_or_ignore
 
 log = logging.getLogger(__name__)
 ENCODE_CHUNK = 512
@@ -148,7 +149,10 @@ def mine_candidates(
         "limit": options.limit,
         "consistency_k": options.consistency_k,
     }
-    with recorded_run(database, project_id, Stage.MINE, settings, model=guide.key) as run:
+    with (
+        exclusive(data_dir / "mine.lock", "`curator mine`"),
+        recorded_run(database, project_id, Stage.MINE, settings, model=guide.key) as run,
+    ):
         report = MineReport(run_id=run.run_id, guide=guide.key)
         run.counts = report.counts
         clock = time.monotonic()
@@ -267,7 +271,7 @@ def _mine_batch(database, run_id, guide, store, index, bm25, hash_of, batch, opt
     scores, found = index.search(vectors, options.top_n)
     seed_vectors = store.get([hash_of[q.seed_passage_id] for q in batch])
     seed_scores = (vectors * seed_vectors).sum(axis=1)
-    candidate_rows, label_rows, flag_rows = [], [], []
+    candidate_rows, label_rows, flag_rows, counts = [], [], [], {}
     for row, query in enumerate(batch):
         ranked = [
             (int(p), float(s), rank)
@@ -332,16 +336,44 @@ def _mine_batch(database, run_id, guide, store, index, bm25, hash_of, batch, opt
             }
             for c in selection.negatives
         )
-        report.candidates += len(ranked)
-        report.negatives += len(selection.negatives)
-        report.queries_without_negative += not selection.negatives
+        counts[query.id] = (len(ranked), len(selection.negatives))
+    mined = _store_batch(database, run_id, candidate_rows, label_rows, flag_rows)
+    report.inconsistent += sum(row["query_id"] in mined for row in flag_rows)
+    for query_id in mined:
+        candidates, negatives = counts[query_id]
+        report.candidates += candidates
+        report.negatives += negatives
+        report.queries_without_negative += not negatives
+    report.queries_mined += len(mined)
+
+
+def _store_batch(database, run_id: int, candidate_rows, label_rows, flag_rows) -> set[int]:
+    """Store one batch's candidates, proposed labels and consistency flags; returns the ids
+    of the queries stored. A query another run (a second ``curator mine`` on the same
+    data) has mined meanwhile is left to that run: its rows are not stored twice, and
+    nothing fails."""
+    query_ids = {row["query_id"] for row in candidate_rows}
     with database.sessions() as session, session.begin():
-        session.execute(insert(Candidate), candidate_rows)
-        session.execute(insert(ProposedLabel), label_rows)
-        if flag_rows:
-            session.execute(insert(QueryFlag), flag_rows)
-    report.inconsistent += len(flag_rows)
-    report.queries_mined += len(batch)
+        # the insert comes first, so this transaction holds the write lock from here on
+        insert_or_ignore(session, Candidate, candidate_rows)
+        taken = set(
+            session.scalars(
+                select(Candidate.query_id)
+                .where(Candidate.query_id.in_(query_ids), Candidate.run_id != run_id)
+                .distinct()
+            )
+        )
+        if taken:
+            session.execute(
+                delete(Candidate).where(Candidate.run_id == run_id, Candidate.query_id.in_(taken))
+            )
+        labels = [row for row in label_rows if row["query_id"] not in taken]
+        if labels:
+            session.execute(insert(ProposedLabel), labels)
+        flags = [row for row in flag_rows if row["query_id"] not in taken]
+        if flags:
+            session.execute(insert(QueryFlag), flags)
+    return query_ids - taken
 
 
 def mining_diagnostics(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -13,6 +14,8 @@ from sqlalchemy import select
 
 from db import Database
 from db.models import PipelineRun, RunStatus, Stage, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def start_run(
@@ -172,3 +175,40 @@ def recorded_run(
         )
         raise
     finish_run(database, run_id, RunStatus.DONE, handle.counts(), usage=handle.usage())
+
+
+@contextmanager
+def exclusive(lock_path, what: str, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (a file beside the data it guards) for the
+    block, so two heavy runs on one data folder (say two ``curator mine``) do not write its
+    files at once. When another process holds it: with ``wait`` log that ``what`` is
+    running there (with its pid) and wait for it to end, else raise RuntimeError saying
+    so. The system drops the lock when its process dies, so a killed run never blocks."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    from pathlib import Path
+
+    path = Path(lock_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            message = f"another {what} is running on {path.parent} (pid {owner})"
+            if not wait:
+                raise RuntimeError(f"{message}; wait for it to finish") from None
+            log.warning("%s; waiting for it to finish", message)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

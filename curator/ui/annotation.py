@@ -138,7 +138,7 @@ def act(
     """
     if action == "undo":
         try:
-            undone = undo_last(database, annotator)
+            undone = undo_last(database, annotator, project=project)
         except JudgmentError as exc:
             return show(database, project, annotator, queue, message=f"**{html.escape(str(exc))}**")
         if undone is None:
