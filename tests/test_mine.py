@@ -191,7 +191,7 @@ def test_a_second_run_on_the_same_data_folder_waits_and_says_one_is_running(tmp_
     with exclusive(lock, what):
         with (
             pytest.raises(
-                RuntimeError, match=r"another `curator mine` is running on .*\(pid \d+\)"
+                RuntimeError, match=r"another `curator mine` is running on .*\(.*pid \d+ on "
             ),
             exclusive(lock, what, wait=False),
         ):

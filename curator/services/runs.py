@@ -182,33 +182,24 @@ def exclusive(lock_path, what: str, *, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_path`` (a file beside the data it guards) for the
     block, so two heavy runs on one data folder (say two ``curator mine``) do not write its
     files at once. When another process holds it: with ``wait`` log that ``what`` is
-    running there (with its pid) and wait for it to end, else raise RuntimeError saying
-    so. The system drops the lock when its process dies, so a killed run never blocks."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    from pathlib import Path
+    running there (naming its holder) and wait for it to end, else raise RuntimeError
+    saying so. A :class:`curator.locks.FileLock`: the system drops it when its process
+    dies, so a killed run never blocks."""
+    from curator.locks import FileLock
 
-    path = Path(lock_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "?"
-            message = f"another {what} is running on {path.parent} (pid {owner})"
-            if not wait:
-                raise RuntimeError(f"{message}; wait for it to finish") from None
-            log.warning("%s; waiting for it to finish", message)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(lock_path, purpose=what)
+    where = lock.path.parent
+
+    def waiting(holder: str) -> None:
+        log.warning(
+            "another %s is running on %s (%s); waiting for it to finish", what, where, holder
+        )
+
+    if not lock.acquire(wait=wait, on_wait=waiting):
+        raise RuntimeError(
+            f"another {what} is running on {where} ({lock.holder()}); wait for it to finish"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
