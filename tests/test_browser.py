@@ -177,21 +177,42 @@ def test_generate_mine_and_rerank_buttons_run_the_pipeline(app_url, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(app_url)
     page.get_by_role("tab", name="Pipeline").click()
+    page.get_by_text("Project status (counts per stage)").click()  # open the stage table
     sample = page.get_by_label("Sample (passages; 0 = all)")
-    sample.fill("2")
+    sample.fill("3")
     page.get_by_role("button", name="Generate", exact=True).click()
+    # the progress bar shows in the result box (not in a box 0 px high) and moves on
+    seen: list[tuple[float, str]] = []
+    deadline = time.monotonic() + 120
+    while "passages/min" not in page.inner_text("#generate-result"):
+        assert time.monotonic() < deadline, "generation did not finish within 120 s"
+        bar = page.evaluate(
+            """() => {
+            const box = document.querySelector('#generate-result');
+            const bar = box && box.querySelector('.progress-level, .eta-bar, .progress-text');
+            if (!bar) return null;
+            const parts = box.querySelectorAll('.progress-text, .progress-level-inner');
+            const text = [...parts].map(e => e.innerText).join(' ');
+            return [bar.getBoundingClientRect().height, text];
+            }"""
+        )
+        if bar:
+            seen.append((bar[0], bar[1]))
+        time.sleep(0.1)
+    assert seen and max(h for h, _ in seen) > 0, seen
+    assert len({t for _, t in seen if t}) >= 2, seen  # the text changes as it runs
     page.get_by_text("passages/min with local/gemma3-270m").wait_for(timeout=120_000)
     # the overview refreshes and counts both replies, parsed or not
     deadline = time.monotonic() + 30
     while True:
         counts = re.search(r"(\d+) queries \((\d+) parse failures", page.inner_text("body"))
-        if counts and int(counts[1]) + int(counts[2]) == 2 + len(PREMINED):
+        if counts and int(counts[1]) + int(counts[2]) == 3 + len(PREMINED):
             break
         assert time.monotonic() < deadline, counts and counts[0]
         time.sleep(0.5)
     rows = page.locator("[role=gridcell]", has_text="local/gemma3-270m")
     rows.first.wait_for(timeout=30_000)
-    assert rows.count() == 2
+    assert rows.count() == 3
     assert page.evaluate("window.__xss") is None
 
     # mine the generated queries with the packaged guide model
@@ -238,6 +259,7 @@ def test_pipeline_page_guard_plot_follows_the_margin_and_ingest_takes_an_upload(
     page.get_by_role("button", name="Ingest", exact=True).click()
     page.get_by_text("upload.jsonl: 3 passages added").wait_for(timeout=60_000)
     page.locator("[role=gridcell]", has_text="missing (required)").first.wait_for()
+    page.get_by_text("Project status (counts per stage)").click()  # open the stage table
     page.get_by_text(re.compile(r"^45 passages from")).first.wait_for(timeout=30_000)
     assert page.evaluate("window.__xss") is None
     page.close()
@@ -570,10 +592,24 @@ def test_fine_tune_button_trains_and_shows_the_comparison(judged_url, browser):
         ".startsWith('Query: a planet near the sun')",
         timeout=60_000,
     )
-    # three ranking columns, each listing passages
+    # three ranking columns, each listing passages with their ids
     page.locator("[role=gridcell]", has_text="Mars is the fourth planet").nth(2).wait_for(
         timeout=30_000
     )
+    assert page.locator("[role=gridcell]", has_text=re.compile(r"^mars$")).count() >= 3
+    note = page.locator("#heldout-note")
+    assert re.search(r"Metrics from \d+ held-out queries", note.inner_text())
+    # a reload shows the last run, its metrics and the held-out count from the database
+    page.reload()
+    page.get_by_role("tab", name="Fine-tune").click(timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('#finetune-status textarea')?.value"
+        ".startsWith('training run ')",
+        timeout=30_000,
+    )
+    assert "(done, mnrl)" in page.locator("#finetune-status textarea").input_value()
+    page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=30_000)
+    assert "fewer than 30" in page.locator("#heldout-note").inner_text()
     page.close()
 
 

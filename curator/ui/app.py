@@ -538,7 +538,7 @@ def build_ui(
             rerank_button = gr.Button("Rerank", variant="primary")
             rerank_result = gr.Markdown(elem_id="rerank-result", elem_classes=["job-result"])
         with gr.Tab("Fine-tune"):
-            build_training_tab(database, project, data_dir)
+            fine_tuned, latest_run, latest_outputs = build_training_tab(database, project, data_dir)
         with gr.Tab("Export"):
             gr.Markdown(export_panel.EXPORT_HELP)
             with gr.Row():
@@ -562,6 +562,8 @@ def build_ui(
         )
 
         app.load(overview, outputs=summary)
+        app.load(latest_run, outputs=latest_outputs)  # a reload shows the last run
+        fine_tuned.then(overview, outputs=summary)
         gr.on(
             triggers=[app.load, search.submit, page.submit, refresh.click],
             fn=table,
