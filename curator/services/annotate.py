@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
 from curator.services.projects import require_project
@@ -428,16 +428,17 @@ def queue_position(
     in the queue's order; 0 for None or a query not in the queue) and how many it holds."""
     statement, order, by_id = _queue_statement(database, project, annotator, queue, min_annotators)
     with database.sessions() as session:
-        if by_id:
+        if by_id:  # one pass: the size, the ids from query_id on, whether it is there
             ids = statement.subquery()
-            total = session.scalar(select(func.count()).select_from(ids)) or 0
-            if query_id is None:
-                return 0, total
-            left = session.scalar(select(func.count()).select_from(ids).where(ids.c.id >= query_id))
-            inside = session.scalar(
-                select(func.count()).select_from(ids).where(ids.c.id == query_id)
-            )
-            return (left or 0) if inside else 0, total
+            target = -1 if query_id is None else query_id
+            total, left, inside = session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(case((ids.c.id >= target, 1), else_=0)), 0),
+                    func.coalesce(func.max(case((ids.c.id == target, 1), else_=0)), 0),
+                ).select_from(ids)
+            ).one()
+            return (left if inside else 0), total
         ordered = list(session.scalars(statement.order_by(*order)))
     if query_id is None or query_id not in ordered:
         return 0, len(ordered)
