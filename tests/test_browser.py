@@ -217,7 +217,7 @@ def test_generate_mine_and_rerank_buttons_run_the_pipeline(app_url, browser):
 
     # mine the generated queries with the packaged guide model
     page.get_by_role("button", name="Mine", exact=True).click()
-    page.get_by_text(re.compile(r"^mined [0-2] queries: \d+ candidates")).wait_for(timeout=180_000)
+    page.get_by_text(re.compile(r"^mined [0-3] queries: \d+ candidates")).wait_for(timeout=180_000)
     page.get_by_text("False-negative guard on all").wait_for()
 
     # rerank them with the local model (QL + guide, top 10)
@@ -596,7 +596,8 @@ def test_fine_tune_button_trains_and_shows_the_comparison(judged_url, browser):
     page.locator("[role=gridcell]", has_text="Mars is the fourth planet").nth(2).wait_for(
         timeout=30_000
     )
-    assert page.locator("[role=gridcell]", has_text=re.compile(r"^mars$")).count() >= 3
+    cells = page.locator("[role=gridcell]").all_inner_texts()
+    assert sum(c.strip() == "mars" for c in cells) >= 3, [c for c in cells if "mars" in c]
     note = page.locator("#heldout-note")
     assert re.search(r"Metrics from \d+ held-out queries", note.inner_text())
     # a reload shows the last run, its metrics and the held-out count from the database

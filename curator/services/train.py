@@ -266,6 +266,22 @@ def held_out_data(
     )
 
 
+def external_ids(database: Database, project: str, doc_ids) -> dict[str, str]:
+    """The project's external passage ids for ``doc_ids`` (the stringified database ids
+    ``held_out_data`` ranks by)."""
+    project_id = require_project(database, project)
+    wanted = {int(d) for d in doc_ids}
+    if not wanted:
+        return {}
+    with database.sessions() as session:
+        rows = session.execute(
+            select(Passage.id, Passage.external_id).where(
+                Passage.project_id == project_id, Passage.id.in_(wanted)
+            )
+        ).all()
+    return {str(i): external for i, external in rows}
+
+
 _ENCODERS: dict[str, Any] = {}
 
 

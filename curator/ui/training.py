@@ -22,6 +22,7 @@ from curator.services.train import (
     TrainOptions,
     compare_rankings,
     evaluate_project,
+    external_ids,
     fine_tuned_model,
     held_out_data,
     latest_training_run,
@@ -215,6 +216,9 @@ def side_by_side(
         tuned_path = None
     report = EvaluationReport(data.name, "held-out", len(data.queries), {}, {}, data, tuned_path)
     rankings = compare_rankings(report, query, relevant, cache_dir=Path(data_dir) / "eval_cache")
+    names = external_ids(
+        database, project, {item.doc_id for items in rankings.values() for item in items}
+    )
     frames = []
     for system in ("BM25", "base", "fine-tuned"):
         rows = []
@@ -233,7 +237,13 @@ def side_by_side(
                 move = ""
             text = " ".join(item.text.split())
             rows.append(
-                [item.rank, item.doc_id, "✓" if item.relevant else "", move, text[:PREVIEW]]
+                [
+                    item.rank,
+                    names.get(item.doc_id, item.doc_id),
+                    "✓" if item.relevant else "",
+                    move,
+                    text[:PREVIEW],
+                ]
             )
         frames.append(pd.DataFrame(rows, columns=RANKING_COLUMNS))
     found = {s: sum(1 for item in rankings.get(s, []) if item.relevant) for s in rankings}
