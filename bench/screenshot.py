@@ -1,6 +1,7 @@
 """Save screenshots of the app on the demo project to assets/ (for the README).
 
-    python bench/screenshot.py     # writes assets/passages.png, annotate.png, pipeline.png
+    python bench/screenshot.py     # writes assets/passages.png, annotate.png (one 1440x900
+                                   # screen), pipeline.png
     python bench/screenshot.py --pages finetune     # assets/finetune.png (trains: minutes)
     python bench/screenshot.py --pages pipeline     # only some of them
 
@@ -117,12 +118,14 @@ def main() -> None:
                 page.screenshot(path=str(out), full_page=True)
                 print(f"wrote {out}")
             if "annotate" in pages:
+                page.set_viewport_size({"width": 1440, "height": 900})
                 page.get_by_role("tab", name="Annotate").click()
-                page.get_by_role("button", name="Load next").click()
-                page.get_by_text("Query #").first.wait_for(timeout=30_000)
+                # the queue opens on its first card; the picture is one 1440x900 screen
+                page.locator("#annotate-card .cc-card[data-query]").first.wait_for(timeout=30_000)
                 time.sleep(1.0)
                 out = ROOT / "assets" / "annotate.png"
-                page.screenshot(path=str(out), full_page=True)
+                page.screenshot(path=str(out))
+                page.set_viewport_size({"width": 1280, "height": 900})
                 print(f"wrote {out}")
             if "pipeline" in pages:
                 page.get_by_role("tab", name="Pipeline").click()

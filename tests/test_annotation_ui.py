@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import mine_small_project
 from sqlalchemy import select
 
-from curator.ui.annotation import CANDIDATE_COLUMNS, act, show
+from curator.ui.annotation import act, card_html, show
 from db.models import Judgment
 
 DOCS = [
@@ -43,14 +45,25 @@ def decisions(database):
         ]
 
 
-def test_show_gives_the_query_its_candidates_and_choices(db):
+def test_show_gives_the_card_seed_first_proposal_pre_marked_and_the_queue_position(db):
     page = show(db, "p", "ann", "not_judged")
     assert page.query == "drink made from tea leaves" and page.task
-    assert len(page.rows) == 4 and all(len(r) == len(CANDIDATE_COLUMNS) for r in page.rows)
-    assert page.rows[0][1] == "tea" and page.rows[0][2] == "positive (llm)"
     assert sorted(page.choices) == ["greentea", "rust", "tea", "xss"]
+    seed, proposed = page.rows[0], page.rows[1]
+    assert seed.external_id == "greentea" and seed.is_seed and seed.key == "1"
+    assert proposed.external_id == "tea" and proposed.mark == "positive"
+    assert proposed.proposed == "positive (llm)" and proposed.key == "2"
+    assert "fused #1" in proposed.scores and "guide 0." in proposed.scores
+    assert [r.key for r in page.rows] == ["1", "2", "3", "4"]
     assert "differs from the seed" in page.header
-    assert page.seed_text.startswith("Green tea")
+    assert (page.left, page.total) == (2, 2) and "2 of 2" in page.position
+    html_card = card_html(page)
+    assert f'data-query="{page.query_id}"' in html_card
+    assert 'data-pid="tea" data-mark="positive"' in html_card
+
+
+def marks(page, **marked) -> str:
+    return json.dumps({"query": page.query_id, **marked})
 
 
 def test_accept_edit_override_reject_skip_and_undo(db):
@@ -66,6 +79,7 @@ def test_accept_edit_override_reject_skip_and_undo(db):
     )
     assert second.query == "memory safe programming language"
     assert "Saved judgment" in second.message
+    assert (second.left, second.total) == (1, 1)
     third = act(
         db,
         "p",
@@ -73,9 +87,7 @@ def test_accept_edit_override_reject_skip_and_undo(db):
         "not_judged",
         second.query_id,
         "override",
-        positives=["rust"],
-        negatives=["tea"],
-        false_negatives=[],
+        marks=marks(second, positive=["rust"], negative=["tea"]),
     )
     assert third.query_id is None and "queue is empty" in third.header
     assert decisions(db) == [
@@ -103,10 +115,55 @@ def test_a_refused_override_stays_on_the_query_with_the_reason(db):
     assert decisions(db) == []
 
 
+def test_marks_from_another_card_or_unknown_passages_are_refused_and_nothing_is_stored(db):
+    first = show(db, "p", "ann", "not_judged")
+    second = act(db, "p", "ann", "all", first.query_id, "skip")
+    stale = act(
+        db, "p", "ann", "all", second.query_id, "override", marks=marks(first, positive=["tea"])
+    )
+    assert stale.query_id == second.query_id
+    assert stale.message.startswith("**Not saved:**") and "not the query shown" in stale.message
+    unknown = act(
+        db, "p", "ann", "all", second.query_id, "override", marks=marks(second, positive=["nope"])
+    )
+    assert "nope not among" in unknown.message
+    assert decisions(db) == []
+
+
+def test_marks_equal_to_the_proposal_are_an_accept_and_a_false_negative_replaces_a_negative(db):
+    from curator.services.annotate import effective_judgments
+
+    page = show(db, "p", "ann", "not_judged")
+    proposal = {
+        r.mark: [x.external_id for x in page.rows if x.mark == r.mark] for r in page.rows if r.mark
+    }
+    same = act(
+        db, "p", "ann", "not_judged", page.query_id, "override", marks=marks(page, **proposal)
+    )
+    assert "(accept)" in same.message
+    negative = next(r.external_id for r in same.rows if r.mark == "negative")
+    fixed = act(
+        db,
+        "p",
+        "ann",
+        "not_judged",
+        same.query_id,
+        "accept",
+        marks=marks(same, false_negative=[negative]),
+    )
+    assert "(accept)" in fixed.message
+    judgment = effective_judgments(db, same.query_id)["ann"]
+    labels = {p.label for p in judgment.passages}
+    assert "false_negative" in labels and "negative" not in labels
+    assert [d for _, d, _ in decisions(db)] == ["accept", "accept"]
+
+
 def test_corpus_markup_stays_text_in_the_page(db):
     page = show(db, "p", "ann", "all")
-    text_cells = [row[-1] for row in page.rows]
-    assert any("<script>alert(1)</script>" in cell for cell in text_cells)  # shown as text
+    assert any("<script>alert(1)</script>" in row.text for row in page.rows)
+    card = card_html(page)
+    assert "<script>" not in card and "&lt;script&gt;alert(1)&lt;/script&gt;" in card
+    assert "<b>bold</b>" not in card and "&lt;b&gt;bold&lt;/b&gt;" in card
     assert "<" not in page.header and "<" not in page.message
 
 

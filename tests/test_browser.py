@@ -179,26 +179,47 @@ def test_generate_mine_and_rerank_buttons_run_the_pipeline(app_url, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(app_url)
     page.get_by_role("tab", name="Pipeline").click()
+    page.get_by_text("Project status (counts per stage)").click()  # open the stage table
     sample = page.get_by_label("Sample (passages; 0 = all)")
-    sample.fill("2")
+    sample.fill("3")
     page.get_by_role("button", name="Generate", exact=True).click()
+    # the progress bar shows in the result box (not in a box 0 px high) and moves on
+    seen: list[tuple[float, str]] = []
+    deadline = time.monotonic() + 120
+    while "passages/min" not in page.inner_text("#generate-result"):
+        assert time.monotonic() < deadline, "generation did not finish within 120 s"
+        bar = page.evaluate(
+            """() => {
+            const box = document.querySelector('#generate-result');
+            const bar = box && box.querySelector('.progress-level, .eta-bar, .progress-text');
+            if (!bar) return null;
+            const parts = box.querySelectorAll('.progress-text, .progress-level-inner');
+            const text = [...parts].map(e => e.innerText).join(' ');
+            return [bar.getBoundingClientRect().height, text];
+            }"""
+        )
+        if bar:
+            seen.append((bar[0], bar[1]))
+        time.sleep(0.1)
+    assert seen and max(h for h, _ in seen) > 0, seen
+    assert len({t for _, t in seen if t}) >= 2, seen  # the text changes as it runs
     page.get_by_text("passages/min with local/gemma3-270m").wait_for(timeout=120_000)
     # the overview refreshes and counts both replies, parsed or not
     deadline = time.monotonic() + 30
     while True:
         counts = re.search(r"(\d+) queries \((\d+) parse failures", page.inner_text("body"))
-        if counts and int(counts[1]) + int(counts[2]) == 2 + len(PREMINED):
+        if counts and int(counts[1]) + int(counts[2]) == 3 + len(PREMINED):
             break
         assert time.monotonic() < deadline, counts and counts[0]
         time.sleep(0.5)
     rows = page.locator("[role=gridcell]", has_text="local/gemma3-270m")
     rows.first.wait_for(timeout=30_000)
-    assert rows.count() == 2
+    assert rows.count() == 3
     assert page.evaluate("window.__xss") is None
 
     # mine the generated queries with the packaged guide model
     page.get_by_role("button", name="Mine", exact=True).click()
-    page.get_by_text(re.compile(r"^mined [0-2] queries: \d+ candidates")).wait_for(timeout=180_000)
+    page.get_by_text(re.compile(r"^mined [0-3] queries: \d+ candidates")).wait_for(timeout=180_000)
     page.get_by_text("False-negative guard on all").wait_for()
 
     # rerank them with the local model (QL + guide, top 10)
@@ -240,85 +261,203 @@ def test_pipeline_page_guard_plot_follows_the_margin_and_ingest_takes_an_upload(
     page.get_by_role("button", name="Ingest", exact=True).click()
     page.get_by_text("upload.jsonl: 3 passages added").wait_for(timeout=60_000)
     page.locator("[role=gridcell]", has_text="missing (required)").first.wait_for()
+    page.get_by_text("Project status (counts per stage)").click()  # open the stage table
     page.get_by_text(re.compile(r"^45 passages from")).first.wait_for(timeout=30_000)
     assert page.evaluate("window.__xss") is None
     page.close()
 
 
-def test_annotate_three_queries_with_mouse_and_keyboard_and_judgments_persist(
-    app_server, browser, tmp_path
-):
-    """Judges the three queries mined beforehand: accept by mouse, reject by key, override
-    by ticking a positive; after a reload the judged-by-me queue holds all three."""
+@pytest.fixture(scope="module")
+def card_server(tmp_path_factory, guide_model):
+    """The app on project ``p``: the toy corpus, eight queries mined (top 8) and reranked
+    by the guide alone; yields (URL, data folder)."""
+    from conftest import mine_small_project
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    root = tmp_path_factory.mktemp("card")
+    database = open_database(sqlite_url(root / "data" / "curator.db"))
+    mine_small_project(
+        database, root, guide_model, TOY_DOCS, TOY_QUERIES, top_n=8, rerank_by_guide=True
+    )
+    database.dispose()
+    with serving(root / "data", project="p") as url:
+        yield url, root / "data"
+
+
+def stored(data_dir: Path) -> list[tuple]:
+    """Every judgment as (id, query, annotator, decision, retracted id, reason,
+    {passage external id: label})."""
     from sqlalchemy import select
 
-    from db.models import Annotator, Judgment
-
-    url, data_dir = app_server
-    page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    page.goto(url)
-    page.get_by_role("tab", name="Annotate").click()
-    page.get_by_label("Annotator").fill("ann")
-    page.get_by_role("button", name="Load next").click()
-    header = re.compile(r"^Query #(\d+)")
-    page.get_by_text(header).wait_for(timeout=30_000)
-    seen = [int(header.search(page.get_by_text(header).inner_text())[1])]
-
-    page.get_by_role("button", name="Accept (a)").click()  # mouse
-    page.get_by_text(re.compile(r"Saved judgment #\d+ \(accept\)")).wait_for(timeout=30_000)
-    seen.append(int(header.search(page.get_by_text(header).inner_text())[1]))
-    page.locator("body").click(position={"x": 5, "y": 5})  # focus outside the text fields
-    page.keyboard.press("r")  # keyboard: reject
-    page.get_by_text(re.compile(r"Saved judgment #\d+ \(reject\)")).wait_for(timeout=30_000)
-    seen.append(int(header.search(page.get_by_text(header).inner_text())[1]))
-    # mouse: tick the first candidate as the positive, then Override
-    page.locator("#positives input[type=checkbox]").first.check()
-    page.get_by_role("button", name="Override").click()
-    page.get_by_text(re.compile(r"Saved judgment #\d+ \(override\)")).wait_for(timeout=30_000)
-    page.screenshot(path=str(tmp_path / "annotate.png"), full_page=True)
-
-    def showing() -> int | None:
-        """The query on the page, or None for an empty queue (waits for one of them)."""
-        page.get_by_text(re.compile(r"^Query #\d+|queue is empty")).first.wait_for(timeout=30_000)
-        found = re.search(r"Query #(\d+)", page.inner_text("body"))
-        return int(found[1]) if found and "queue is empty" not in page.inner_text("body") else None
-
-    # reload: the three judgments are there, in the "judged by me" queue
-    page.reload()
-    page.get_by_role("tab", name="Annotate").click()
-    page.get_by_label("Annotator").fill("ann")
-    page.get_by_label("Queue").click()
-    page.get_by_role("option", name="judged_by_me").click()
-    shown = [showing()]
-    while shown[-1] is not None and len(shown) < 5:
-        page.locator("body").click(position={"x": 5, "y": 5})
-        page.keyboard.press("s")  # skip to the next one in the queue
-        deadline = time.monotonic() + 30
-        while (now := showing()) == shown[-1]:
-            assert time.monotonic() < deadline, "skip did not move on"
-            time.sleep(0.3)
-        shown.append(now)
-    assert shown[:3] == sorted(seen) and shown[3:] == [None]
-    assert page.evaluate("window.__xss") is None
-
-    page.get_by_role("tab", name="Agreement").click()
-    page.get_by_role("button", name="Refresh").last.click()
-    page.get_by_text("Krippendorff's alpha").wait_for(timeout=30_000)
-    page.locator("[role=gridcell]", has_text="ann").first.wait_for(timeout=30_000)
-    page.close()
+    from db.models import Annotator, Judgment, JudgmentPassage, Passage
 
     database = open_database(sqlite_url(data_dir / "curator.db"))
     with database.sessions() as session:
-        stored = session.execute(
-            select(Judgment.query_id, Judgment.decision)
-            .join(Annotator, Annotator.id == Judgment.annotator_id)
-            .where(Annotator.username == "ann")
-            .order_by(Judgment.id)
-        ).all()
+        labels: dict[int, dict[str, str]] = {}
+        for judgment_id, external_id, label in session.execute(
+            select(JudgmentPassage.judgment_id, Passage.external_id, JudgmentPassage.label).join(
+                Passage, Passage.id == JudgmentPassage.passage_id
+            )
+        ):
+            labels.setdefault(judgment_id, {})[external_id] = label
+        rows = [
+            (
+                j.id,
+                j.query_id,
+                name,
+                j.decision,
+                j.retracts_judgment_id,
+                j.reject_reason,
+                labels.get(j.id, {}),
+            )
+            for j, name in session.execute(
+                select(Judgment, Annotator.username)
+                .join(Annotator, Annotator.id == Judgment.annotator_id)
+                .order_by(Judgment.id)
+            )
+        ]
     database.dispose()
-    assert [tuple(r) for r in stored] == list(
-        zip(seen[:3], ["accept", "reject", "override"], strict=True)
+    return rows
+
+
+def card(page) -> dict:
+    """The card on the page: its query id and each row's passage id, key and mark."""
+    page.locator("#annotate-card .cc-card[data-query]").first.wait_for(timeout=30_000)
+    return page.evaluate(
+        """() => {
+        const c = document.querySelector('#annotate-card .cc-card');
+        return {query: Number(c.dataset.query), rows: [...c.querySelectorAll('tr[data-pid]')]
+                .map(r => ({pid: r.dataset.pid, key: r.dataset.key, mark: r.dataset.mark}))};
+        }"""
     )
+
+
+def marked(rows: list[dict]) -> dict[str, str]:
+    return {r["pid"]: r["mark"] for r in rows if r["mark"]}
+
+
+def saved(page, action: str, previous: str = "") -> str:
+    """Waits for the confirmation line of a new ``action`` and returns it."""
+    page.wait_for_function(
+        """([action, previous]) => {
+        const line = document.querySelector('#annotate-message')?.innerText || '';
+        return line.includes(action) && line !== previous;
+        }""",
+        arg=[action, previous],
+        timeout=30_000,
+    )
+    return page.inner_text("#annotate-message").strip()
+
+
+def test_override_then_reject_then_undo_then_accept_each_stored(card_server, browser, tmp_path):
+    """The sequence that broke with the old checkbox grids: after an override, the next
+    actions must work and store exactly what the card showed."""
+    url, data_dir = card_server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    page.get_by_role("tab", name="Annotate").click()
+    first = card(page)  # opens on the first card without a click on Load next
+    page.get_by_text("8 of 8").wait_for(timeout=30_000)
+    assert first["rows"][0]["key"] == "1" and len(first["rows"]) >= 5
+    before = marked(first["rows"])
+    assert "positive" in before.values()  # the proposal is pre-filled
+
+    # override by mouse: add row 3 as a positive, turn the first proposed negative into a
+    # false negative (mark chip: none -> pos -> neg -> false neg)
+    row3 = first["rows"][2]
+    assert not row3["mark"]
+    page.locator('#annotate-card tr[data-key="3"] .cc-mark').click()
+    negative = next(r for r in first["rows"] if r["mark"] == "negative")
+    page.locator(f'#annotate-card tr[data-key="{negative["key"]}"] .cc-mark').click()
+    expected = {**before, row3["pid"]: "positive", negative["pid"]: "false_negative"}
+    page.get_by_role("button", name="Save marks (Enter)").click()
+    line = saved(page, "(override)")
+    rows = stored(data_dir)
+    assert [r[1:5] for r in rows] == [(first["query"], "annotator", "override", None)]
+    assert rows[-1][6] == expected
+
+    # reject by key: the next card, nothing left over from the first
+    second = card(page)
+    assert second["query"] != first["query"] and "7 of 7" in page.inner_text("#queue-position")
+    page.keyboard.press("r")
+    line = saved(page, "(reject)", line)
+    rows = stored(data_dir)
+    assert rows[-1][1:7] == (second["query"], "annotator", "reject", None, "unanswerable", {})
+
+    # undo: a retract naming the rejection, and its query is back
+    page.keyboard.press("u")
+    line = saved(page, "undone", line)
+    rows = stored(data_dir)
+    assert rows[-1][3:5] == ("retract", rows[-2][0]) and rows[-1][1] == second["query"]
+    back = card(page)
+    assert back["query"] == second["query"]
+
+    # accept by key: the proposal as the card shows it
+    page.keyboard.press("a")
+    saved(page, "(accept)", line)
+    rows = stored(data_dir)
+    assert rows[-1][1:4] == (second["query"], "annotator", "accept")
+    assert rows[-1][6] == marked(back["rows"])
+    assert len(rows) == 4
+    assert page.locator(".toast-body").count() == 0, page.inner_text("body")
+    assert not [e for e in errors if "not in the list of choices" in e]
+    page.screenshot(path=str(tmp_path / "card.png"))
+    page.close()
+
+
+def test_override_by_keys_only(card_server, browser):
+    """Digits mark positives, Shift+digit negatives, f then a digit a false negative, Enter
+    saves: no mouse at all."""
+    url, data_dir = card_server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Annotate").click()
+    shown = card(page)
+    before = len(stored(data_dir))
+    rows = {r["key"]: r for r in shown["rows"]}
+    expected = marked(shown["rows"])
+    for key, mark in (("4", "positive"), ("5", "negative"), ("6", "false_negative")):
+        if expected.get(rows[key]["pid"]) == mark:
+            expected.pop(rows[key]["pid"])
+        else:
+            expected[rows[key]["pid"]] = mark
+    for key in ("Digit4", "Shift+Digit5", "f", "Digit6", "Enter"):
+        page.keyboard.press(key)
+    saved(page, "(override)")
+    rows_stored = stored(data_dir)
+    assert len(rows_stored) == before + 1
+    assert rows_stored[-1][1:4] == (shown["query"], "annotator", "override")
+    assert rows_stored[-1][6] == expected
+    page.close()
+
+
+def test_keys_on_another_tab_or_in_a_text_field_store_nothing(card_server, browser):
+    url, data_dir = card_server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Annotate").click()
+    shown = card(page)
+    before = stored(data_dir)
+    page.get_by_role("tab", name="Passages").click()
+    page.get_by_text("page 1 of 1").wait_for(timeout=30_000)
+    page.locator("body").click(position={"x": 5, "y": 5})
+    for key in ("a", "1", "Enter", "r", "u", "s"):
+        page.keyboard.press(key)
+    # typing in the Annotate tab's query field types; it does not judge
+    page.get_by_role("tab", name="Annotate").click()
+    box = page.locator("#query-box textarea, #query-box input").first
+    box.click()
+    box.press("End")
+    for key in ("a", "r", "u", "1"):
+        box.press(key)
+    time.sleep(2.0)  # time for a wrongly sent judgment to arrive
+    assert stored(data_dir) == before
+    assert box.input_value().endswith("aru1")
+    assert card(page)["query"] == shown["query"]
+    page.close()
 
 
 @pytest.fixture(scope="module")
@@ -459,10 +598,25 @@ def test_fine_tune_button_trains_and_shows_the_comparison(judged_url, browser):
         ".startsWith('Query: a planet near the sun')",
         timeout=60_000,
     )
-    # three ranking columns, each listing passages
+    # three ranking columns, each listing passages with their ids
     page.locator("[role=gridcell]", has_text="Mars is the fourth planet").nth(2).wait_for(
         timeout=30_000
     )
+    cells = page.locator("[role=gridcell]").all_inner_texts()
+    assert sum(c.strip() == "mars" for c in cells) >= 3, [c for c in cells if "mars" in c]
+    note = page.locator("#heldout-note")
+    assert re.search(r"Metrics from \d+ held-out queries", note.inner_text())
+    # a reload shows the last run, its metrics and the held-out count from the database
+    page.reload()
+    page.get_by_role("tab", name="Fine-tune").click(timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('#finetune-status textarea')?.value"
+        ".startsWith('training run ')",
+        timeout=30_000,
+    )
+    assert "(done, mnrl)" in page.locator("#finetune-status textarea").input_value()
+    page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=30_000)
+    assert "fewer than 30" in page.locator("#heldout-note").inner_text()
     page.close()
 
 

@@ -247,7 +247,13 @@ def test_cli_train_then_eval(judged, capsys):
 
 @pytest.mark.slow
 def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
-    from curator.ui.training import held_out_choices, metrics_frames, side_by_side, training_events
+    from curator.ui.training import (
+        held_out_choices,
+        latest_run_view,
+        metrics_frames,
+        side_by_side,
+        training_events,
+    )
 
     events = list(training_events(judged.db, "p", judged.data, "none", "mnrl", 1, 4, 1e-4, 64, 1))
     assert any("training: step" in e.get("status", "") for e in events)
@@ -259,6 +265,17 @@ def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
     assert list(bars["nDCG@10"]) == list(table["ndcg@10"])
     assert final["curve"] and final["curve"][-1]["step"] >= 1
 
+    # what a reload of the page shows: the stored run, its metrics, the held-out count
+    status, curve, stored_bars, stored_table, note = latest_run_view(judged.db, "p")
+    assert status.startswith(f"training run {final['report'].training_run_id} (done, mnrl)")
+    assert list(stored_table["system"]) == list(table["system"])
+    assert list(stored_table["ndcg@10"]) == list(table["ndcg@10"])
+    assert list(stored_bars["nDCG@10"]) == list(bars["nDCG@10"])
+    assert len(curve) == len(final["curve"])
+    held_out = final["report"].queries
+    assert f"Metrics from **{held_out} held-out queries**" in note
+    assert "fewer than 30" in note  # a toy project holds out a handful
+
     choices = held_out_choices(judged.db, "p")
     assert choices
     label, query_id = choices[0]
@@ -267,6 +284,7 @@ def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
     for frame in (bm25, base, tuned):
         assert list(frame["rank"]) == list(range(1, len(DOCS) + 1))
         assert (frame["relevant"] == "✓").sum() == 1
+        assert set(frame["passage id"]) == {doc[0] for doc in DOCS}
     assert set(tuned["vs base"]) <= {"="} | {f"▲{i}" for i in range(8)} | {
         f"▼{i}" for i in range(8)
     }

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
 from curator.services.projects import require_project
@@ -218,6 +218,8 @@ def record_judgment(
     if decision == Decision.ACCEPT:
         view = query_view(database, query_id)
         positives, negatives = view.proposal()
+        # a proposed negative the annotator marks a false negative is stored as that
+        negatives = [n for n in negatives if n not in set(false_negatives)]
         if not positives:
             raise JudgmentError("there is no proposal to accept yet: mine or rerank first")
     if decision == Decision.OVERRIDE and not positives:
@@ -330,24 +332,10 @@ def _effective(session: Session, condition) -> dict[int, dict[str, Judgment]]:
     return effective
 
 
-def next_query(
-    database: Database,
-    project: str,
-    annotator: str,
-    queue: str = "not_judged",
-    *,
-    min_annotators: int = 2,
-    after: int | None = None,
-) -> int | None:
-    """The next query id for ``annotator`` in ``queue`` (after query ``after``, if given).
-
-    Queues: ``not_judged`` (by anyone), ``positive_changed`` (the reranker's positive is
-    not the seed), ``low_confidence`` (lowest fusion confidence first), ``fewer_than_n``
-    (effective judgments by fewer than ``min_annotators`` people, not by me),
-    ``judged_by_me``, ``flagged`` (a stage flagged it as a copy, junk, a duplicate or
-    inconsistent, and nobody has judged it: confirm or fix), ``all``. Only mined queries
-    with status ``ok`` are queued.
-    """
+def _queue_statement(
+    database: Database, project: str, annotator: str, queue: str, min_annotators: int
+) -> tuple:
+    """(the select of the queue's query ids, its order by columns, whether it is by id)."""
     if queue not in QUEUE_FILTERS:
         raise JudgmentError(f"queue must be one of {QUEUE_FILTERS}, got {queue!r}")
     project_id = require_project(database, project)
@@ -407,7 +395,28 @@ def next_query(
             statement = statement.where(ProposedLabel.differs_from_seed.is_(True))
         else:
             order = [ProposedLabel.confidence, GeneratedQuery.id]
-    by_id = order == [GeneratedQuery.id]
+    return statement, order, order == [GeneratedQuery.id]
+
+
+def next_query(
+    database: Database,
+    project: str,
+    annotator: str,
+    queue: str = "not_judged",
+    *,
+    min_annotators: int = 2,
+    after: int | None = None,
+) -> int | None:
+    """The next query id for ``annotator`` in ``queue`` (after query ``after``, if given).
+
+    Queues: ``not_judged`` (by anyone), ``positive_changed`` (the reranker's positive is
+    not the seed), ``low_confidence`` (lowest fusion confidence first), ``fewer_than_n``
+    (effective judgments by fewer than ``min_annotators`` people, not by me),
+    ``judged_by_me``, ``flagged`` (a stage flagged it as a copy, junk, a duplicate or
+    inconsistent, and nobody has judged it: confirm or fix), ``all``. Only mined queries
+    with status ``ok`` are queued.
+    """
+    statement, order, by_id = _queue_statement(database, project, annotator, queue, min_annotators)
     if after is not None and by_id:
         statement = statement.where(GeneratedQuery.id > after)
     with database.sessions() as session:
@@ -417,6 +426,36 @@ def next_query(
     if after is not None and after in ids:
         ids = ids[ids.index(after) + 1 :]
     return ids[0] if ids else None
+
+
+def queue_position(
+    database: Database,
+    project: str,
+    annotator: str,
+    queue: str,
+    query_id: int | None,
+    *,
+    min_annotators: int = 2,
+) -> tuple[int, int]:
+    """(left, total): how many queries of ``queue`` come from ``query_id`` on (it included,
+    in the queue's order; 0 for None or a query not in the queue) and how many it holds."""
+    statement, order, by_id = _queue_statement(database, project, annotator, queue, min_annotators)
+    with database.sessions() as session:
+        if by_id:  # one pass: the size, the ids from query_id on, whether it is there
+            ids = statement.subquery()
+            target = -1 if query_id is None else query_id
+            total, left, inside = session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(case((ids.c.id >= target, 1), else_=0)), 0),
+                    func.coalesce(func.max(case((ids.c.id == target, 1), else_=0)), 0),
+                ).select_from(ids)
+            ).one()
+            return (left if inside else 0), total
+        ordered = list(session.scalars(statement.order_by(*order)))
+    if query_id is None or query_id not in ordered:
+        return 0, len(ordered)
+    return len(ordered) - ordered.index(query_id), len(ordered)
 
 
 @dataclass

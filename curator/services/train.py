@@ -368,6 +368,22 @@ def held_out_data(
     )
 
 
+def external_ids(database: Database, project: str, doc_ids) -> dict[str, str]:
+    """The project's external passage ids for ``doc_ids`` (the stringified database ids
+    ``held_out_data`` ranks by)."""
+    project_id = require_project(database, project)
+    wanted = {int(d) for d in doc_ids}
+    if not wanted:
+        return {}
+    with database.sessions() as session:
+        rows = session.execute(
+            select(Passage.id, Passage.external_id).where(
+                Passage.project_id == project_id, Passage.id.in_(wanted)
+            )
+        ).all()
+    return {str(i): external for i, external in rows}
+
+
 _ENCODERS: dict[str, Any] = {}
 
 
@@ -495,6 +511,72 @@ def evaluate_project(
     return EvaluationReport(
         data.name, split_name, len(data.queries), metrics, runs, data, tuned_path, trained_run
     )
+
+
+@dataclass
+class LatestRun:
+    """The project's latest training run as stored, with its held-out metrics."""
+
+    run_id: int
+    status: str
+    loss: str
+    train_queries: int | None
+    eval_queries: int | None  # held-out queries of the run's split
+    loss_curve: list[dict[str, float]]
+    output_path: str | None
+    error: str | None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # held-out, newest
+
+    def summary(self) -> str:
+        """One line: run id, status, rows, loss from first to last step."""
+        curve = self.loss_curve or []
+        losses = (
+            f", loss {curve[0]['loss']:.4f} -> {curve[-1]['loss']:.4f}" if len(curve) > 0 else ""
+        )
+        rows = f": {self.train_queries} training queries" if self.train_queries else ""
+        text = f"training run {self.run_id} ({self.status}, {self.loss}){rows}{losses}"
+        if self.output_path:
+            text += f"; model at {self.output_path}"
+        if self.error:
+            text += f"; error: {self.error}"
+        return text
+
+
+def latest_training_run(database: Database, project: str) -> LatestRun | None:
+    """The project's newest training run (any status) and the newest held-out metrics
+    stored for it; None when the project has none."""
+    project_id = require_project(database, project)
+    with database.sessions() as session:
+        run = session.scalars(
+            select(TrainingRun)
+            .where(TrainingRun.project_id == project_id)
+            .order_by(TrainingRun.id.desc())
+            .limit(1)
+        ).first()
+        if run is None:
+            return None
+        rows = session.execute(
+            select(EvaluationResult.system, EvaluationResult.metric, EvaluationResult.value)
+            .where(
+                EvaluationResult.training_run_id == run.id,
+                EvaluationResult.split == "held-out",
+            )
+            .order_by(EvaluationResult.id)
+        ).all()
+        snapshot = run.data_snapshot or {}
+        latest = LatestRun(
+            run_id=run.id,
+            status=run.status,
+            loss=run.loss,
+            train_queries=len(snapshot.get("train_query_ids") or []) or None,
+            eval_queries=snapshot.get("eval_queries"),
+            loss_curve=list(run.loss_curve or []),
+            output_path=run.output_path,
+            error=run.error,
+        )
+    for system, metric, value in rows:  # a later evaluation overwrites an earlier one
+        latest.metrics.setdefault(system, {})[metric] = value
+    return latest
 
 
 @dataclass

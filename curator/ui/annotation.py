@@ -1,36 +1,47 @@
 """Handlers of the Annotate tab: plain values in, plain values out (no gradio here).
 
-Every action returns an ``AnnotationPage``: the query to show next and what to put in each
-component. Passages are chosen by their external id (what the annotator sees).
+Every action returns an ``AnnotationPage``: the query to show next, its candidates as card
+rows (``card_html`` renders them, escaped) and the queue position. Passages are named by
+their external id (what the annotator sees); the marks the page sends are checked against
+the query shown, so marks left from another card are refused, never stored.
 """
 
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, field
 
 from curator.services.annotate import (
+    CandidateView,
     JudgmentError,
     QueryView,
     next_query,
     query_view,
+    queue_position,
     record_judgment,
     undo_last,
 )
 from db import Database
 
-CANDIDATE_COLUMNS = [
-    "fused",
-    "passage",
-    "proposed",
-    "guide score",
-    "guide rank",
-    "BM25 rank",
-    "QL rank",
-    "RC rank",
-    "seed",
-    "text",
-]
+MARKS = ("positive", "negative", "false_negative")
+MARK_LABELS = {"positive": "pos", "negative": "neg", "false_negative": "false neg", "": "·"}
+KEYED_ROWS = 10  # rows 1..9 and 0 take digit keys
+
+
+@dataclass
+class CardRow:
+    """One candidate on the card, in the order shown (the seed first, then the proposed
+    passages, then the rest by fused rank)."""
+
+    key: str  # "1".."9", "0" or ""
+    external_id: str
+    title: str
+    text: str
+    mark: str  # the pre-filled mark: the proposal ("positive", "negative") or ""
+    proposed: str  # "positive (llm)" or ""
+    scores: str  # compact: "fused 1 · guide 0.46 #3 · bm25 #8 · ql #1"
+    is_seed: bool = False
 
 
 @dataclass
@@ -41,58 +52,126 @@ class AnnotationPage:
     header: str  # Markdown, escaped
     task: str = ""
     query: str = ""
-    seed_text: str = ""
-    rows: list[list] = field(default_factory=list)
-    choices: list[str] = field(default_factory=list)
+    rows: list[CardRow] = field(default_factory=list)
+    left: int = 0
+    total: int = 0
     message: str = ""  # Markdown, escaped
 
+    @property
+    def position(self) -> str:
+        """ "N of M left in this queue" (Markdown)."""
+        if self.query_id is None:
+            return f"0 of {self.total} left in this queue"
+        return f"**{self.left} of {self.total}** left in this queue"
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
+    @property
+    def choices(self) -> list[str]:
+        return [r.external_id for r in self.rows]
 
 
-def _page(view: QueryView | None, message: str = "") -> AnnotationPage:
+def _scores(c: CandidateView) -> str:
+    parts = []
+    if c.fused_rank is not None:
+        parts.append(f"fused #{c.fused_rank}")
+    if c.guide_score is not None:
+        rank = f" #{c.guide_rank}" if c.guide_rank is not None else ""
+        parts.append(f"guide {c.guide_score:.2f}{rank}")
+    for name, rank in (("bm25", c.bm25_rank), ("ql", c.ql_rank), ("rc", c.rc_rank)):
+        if rank is not None:
+            parts.append(f"{name} #{rank}")
+    return " · ".join(parts)
+
+
+def card_rows(view: QueryView) -> list[CardRow]:
+    """The candidates as card rows: the seed first, then the proposed passages, then the
+    others (each group by fused rank); the first ten get the keys 1..9, 0."""
+    ordered = sorted(
+        view.candidates,
+        key=lambda c: 0 if c.is_seed else 1 if c.proposed else 2,
+    )  # stable: keeps the view's fused order within each group
+    rows = []
+    for index, c in enumerate(ordered):
+        key = str((index + 1) % 10) if index < KEYED_ROWS else ""
+        rows.append(
+            CardRow(
+                key=key,
+                external_id=c.external_id,
+                title=c.title or "",
+                text=c.text,
+                mark=c.proposed if c.proposed in MARKS else "",
+                proposed=f"{c.proposed} ({c.provenance})" if c.proposed else "",
+                scores=_scores(c),
+                is_seed=c.is_seed,
+            )
+        )
+    return rows
+
+
+def card_html(page: AnnotationPage) -> str:
+    """The card's candidate rows as HTML: every value from the corpus or the database is
+    escaped; each row carries its passage id (``data-pid``) and mark (``data-mark``), which
+    the page's script changes on key presses and clicks and reads back on save."""
+    if page.query_id is None:
+        return '<div class="cc-card cc-empty" data-query=""></div>'
+    esc = html.escape
+    body = []
+    for row in page.rows:
+        badges = []
+        if row.is_seed:
+            badges.append('<span class="cc-badge cc-seed">seed</span>')
+        if row.proposed:
+            badges.append(f'<span class="cc-badge cc-proposed">proposed {esc(row.proposed)}</span>')
+        title = f"<b>{esc(row.title)}</b> " if row.title else ""
+        body.append(
+            f'<tr data-pid="{esc(row.external_id, quote=True)}" data-mark="{row.mark}"'
+            f' data-key="{row.key}">'
+            f'<td class="cc-key">{row.key}</td>'
+            f'<td class="cc-markcell"><button type="button" class="cc-mark"'
+            f' title="click to change the mark">{MARK_LABELS[row.mark]}</button></td>'
+            f'<td class="cc-main"><div class="cc-meta"><span class="cc-pid">'
+            f"{esc(row.external_id)}</span> {' '.join(badges)}"
+            f' <span class="cc-scores">{esc(row.scores)}</span></div>'
+            f'<div class="cc-text">{title}{esc(row.text)}</div></td></tr>'
+        )
+    return (
+        f'<div class="cc-card" data-query="{page.query_id}">'
+        f'<div class="cc-task"><b>Task:</b> {esc(page.task)}</div><div class="cc-scroll">'
+        '<table class="cc-rows"><tbody>' + "".join(body) + "</tbody></table></div></div>"
+    )
+
+
+def _page(
+    view: QueryView | None, message: str = "", position: tuple[int, int] = (0, 0)
+) -> AnnotationPage:
+    left, total = position
     if view is None:
         return AnnotationPage(
             None,
             "**The queue is empty.** Choose another queue, or "
             "generate, mine and rerank more queries on the Pipeline tab.",
+            left=0,
+            total=total,
             message=message,
         )
-    seed = next((c for c in view.candidates if c.is_seed), None)
     confidence = "" if view.confidence is None else f" · confidence {view.confidence:.2f}"
     changed = " · **proposed positive differs from the seed**" if view.positive_changed else ""
-    rows = [
-        [
-            _cell(c.fused_rank),
-            c.external_id,
-            f"{c.proposed} ({c.provenance})" if c.proposed else "",
-            _cell(c.guide_score),
-            _cell(c.guide_rank),
-            _cell(c.bm25_rank),
-            _cell(c.ql_rank),
-            _cell(c.rc_rank),
-            "seed" if c.is_seed else "",
-            f"{c.title}: {c.text}" if c.title else c.text,
-        ]
-        for c in view.candidates
-    ]
     return AnnotationPage(
         query_id=view.query_id,
         header=f"Query #{view.query_id}{confidence}{changed}",
         task=view.task,
         query=view.query,
-        seed_text=(
-            f"{seed.title}\n\n{seed.text}" if seed and seed.title else seed.text if seed else ""
-        ),
-        rows=rows,
-        choices=[c.external_id for c in view.candidates],
+        rows=card_rows(view),
+        left=left,
+        total=total,
         message=message,
     )
+
+
+def _shown(
+    database: Database, project: str, annotator: str, queue: str, query_id: int, message: str
+) -> AnnotationPage:
+    position = queue_position(database, project, annotator, queue, query_id)
+    return _page(query_view(database, query_id), message, position)
 
 
 def show(
@@ -106,14 +185,45 @@ def show(
     """The next query in ``queue`` for ``annotator`` (after query ``after``)."""
     try:
         query_id = next_query(database, project, annotator, queue, after=after)
+        if query_id is None:
+            position = queue_position(database, project, annotator, queue, None)
+            return _page(None, message, position)
+        return _shown(database, project, annotator, queue, query_id, message)
     except (JudgmentError, LookupError) as exc:
         return AnnotationPage(None, "", message=f"**{html.escape(str(exc))}**")
-    return _page(query_view(database, query_id) if query_id else None, message)
+
+
+def parse_marks(marks: str | None, query_id: int | None) -> dict[str, list[str]]:
+    """The card's marks, ``{"query": id, "positive": [...], "negative": [...],
+    "false_negative": [...]}`` as JSON, as lists of passage ids per mark.
+
+    Raises JudgmentError when they belong to another query than ``query_id`` (a card
+    replaced while a key press was on its way) or are not of that shape."""
+    if not marks:
+        return {m: [] for m in MARKS}
+    try:
+        data = json.loads(marks)
+        if not isinstance(data, dict):
+            raise TypeError
+        marked = {m: [str(p) for p in data.get(m) or []] for m in MARKS}
+    except (ValueError, TypeError) as exc:
+        raise JudgmentError(f"the marks are not readable: {marks[:80]!r}") from exc
+    if str(data.get("query")) != str(query_id):
+        raise JudgmentError(
+            f"the marks are for query #{data.get('query')}, not the query shown (#{query_id}); "
+            "nothing saved, look again"
+        )
+    return marked
 
 
 def _ids(database: Database, query_id: int, external_ids: list[str] | None) -> list[int]:
+    """Passage ids of the query's candidates named by ``external_ids`` (a name that is not
+    one of its candidates is refused, never dropped)."""
     by_external = {c.external_id: c.passage_id for c in query_view(database, query_id).candidates}
-    return [by_external[e] for e in external_ids or [] if e in by_external]
+    unknown = [e for e in external_ids or [] if e not in by_external]
+    if unknown:
+        raise JudgmentError(f"{', '.join(unknown)} not among query #{query_id}'s candidates")
+    return [by_external[e] for e in external_ids or []]
 
 
 def act(
@@ -128,13 +238,17 @@ def act(
     positives: list[str] | None = None,
     negatives: list[str] | None = None,
     false_negatives: list[str] | None = None,
+    marks: str | None = None,
     reject_reason: str = "unanswerable",
 ) -> AnnotationPage:
     """Apply ``action`` (accept, override, reject, skip, undo) and show what comes next.
 
-    After accept / override / reject / skip the next query of the queue is shown; after
-    undo, the query whose judgment was taken back. A refused action leaves the page on the
-    same query with the reason.
+    An override saves the passages marked on the card (``marks``, the JSON the page
+    sends; see ``parse_marks``) or the ``positives`` / ``negatives`` / ``false_negatives``
+    given; marks that are exactly the proposal are stored as an accept. After accept /
+    override / reject / skip the next query of the queue is shown; after undo, the query
+    whose judgment was taken back. A refused action leaves the page on the same query with
+    the reason.
     """
     if action == "undo":
         try:
@@ -147,25 +261,47 @@ def act(
 
         with database.sessions() as session:
             target = session.get(Judgment, undone).query_id
-        return _page(query_view(database, target), f"Judgment #{undone} undone.")
+        return _shown(database, project, annotator, queue, target, f"Judgment #{undone} undone.")
     if query_id is None:
         return show(database, project, annotator, queue)
     if action == "skip":
         return show(database, project, annotator, queue, after=query_id, message="Skipped.")
     try:
+        if marks is not None and action == "override":
+            marked = parse_marks(marks, query_id)
+            positives, negatives = marked["positive"], marked["negative"]
+            false_negatives = marked["false_negative"]
+        elif marks is not None and action == "accept":
+            false_negatives = parse_marks(marks, query_id)["false_negative"]
+        ids = {
+            "positives": _ids(database, query_id, positives),
+            "negatives": _ids(database, query_id, negatives),
+            "false_negatives": _ids(database, query_id, false_negatives),
+        }
+        if action == "override" and not ids["false_negatives"]:
+            proposed = query_view(database, query_id).proposal()
+            if (set(ids["positives"]), set(ids["negatives"])) == tuple(map(set, proposed)):
+                action, ids = "accept", {}  # the marks are the proposal
+        if action == "accept":  # the proposal is stored as it is, plus false negatives
+            ids = {"false_negatives": ids.get("false_negatives", [])}
         judgment = record_judgment(
             database,
             query_id,
             annotator,
             action,
-            positives=_ids(database, query_id, positives),
-            negatives=_ids(database, query_id, negatives),
-            false_negatives=_ids(database, query_id, false_negatives),
+            **ids,
             edited_query=edited_query,
             reject_reason=reject_reason if action == "reject" else None,
         )
     except JudgmentError as exc:
-        return _page(query_view(database, query_id), f"**Not saved:** {html.escape(str(exc))}")
+        return _shown(
+            database,
+            project,
+            annotator,
+            queue,
+            query_id,
+            f"**Not saved:** {html.escape(str(exc))}",
+        )
     # queues that do not drop a judged query by themselves move past it
     after = None if queue in ("not_judged", "fewer_than_n") else query_id
     return show(

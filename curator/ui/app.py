@@ -78,43 +78,161 @@ becomes the proposed positive, often not the seed. The embedded model needs roug
 
 
 ANNOTATE_HELP = """\
-Accept the proposal, or override it: tick the right positives (one or more), negatives
-and false negatives (passages that answer the query but were proposed as negatives),
-then *Override*. *Reject* marks a query as unanswerable or bad. You may fix the query
-text before deciding. Keyboard (outside text fields): **a** accept, **r** reject,
-**s** or **n** skip to the next, **u** undo your last judgment.
+**The card.** Row 1 is the seed passage (the passage the query was written from), then
+the passages the pipeline proposes (positive, negatives), then the other candidates by
+fused rank. The marks are pre-filled with the proposal; change them and save to override.
+Click a row's text to read it whole; click its mark to cycle pos, neg, false neg, none.
+
+**Keys** (only on this tab, never while typing in a field; not with Ctrl, Alt or Cmd):
+
+| key | does |
+|---|---|
+| **a** | accept the proposal as shown (plus rows marked false negative) |
+| **1**-**9**, **0** | mark row 1-10 positive (again: unmark) |
+| **Shift** + digit | mark that row negative |
+| **f**, then a digit | mark that row a false negative (answers the query, was proposed negative) |
+| **Enter** | save the marks (an override; marks equal to the proposal are stored as an accept) |
+| **r** | reject with the reason chosen beside the button |
+| **s** or **n** | skip to the next query |
+| **u** | undo your last judgment (its query comes back) |
+
+Fix the query text in its field before deciding; Enter there saves the marks too.
+A false negative is a passage that answers the query but was proposed as a negative.
 """
 
 SHORTCUTS = """
 <script>
-document.addEventListener("keydown", (event) => {
-  const target = event.target;
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
-  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(target && target.tagName);
-  if (typing || (target && target.isContentEditable)) return;
-  const ids = {a: "accept-button", r: "reject-button", s: "skip-button",
-               n: "skip-button", u: "undo-button"};
-  const id = ids[event.key.toLowerCase()];
-  const button = id && document.getElementById(id);
-  if (button) { event.preventDefault(); button.click(); }
-});
+(() => {
+  const LABELS = {positive: "pos", negative: "neg", false_negative: "false neg", "": "\u00b7"};
+  const CYCLE = ["", "positive", "negative", "false_negative"];
+  const BUTTONS = {a: "accept-button", r: "reject-button", s: "skip-button",
+                   n: "skip-button", u: "undo-button"};
+  let falseNegativeKey = 0;
+  const card = () => document.querySelector("#annotate-card .cc-card");
+  const shown = (el) => !!el && el.getClientRects().length > 0;
+  const press = (id) => {
+    const button = document.getElementById(id);
+    if (shown(button)) button.click();
+  };
+  const setMark = (row, mark) => {
+    row.dataset.mark = mark;
+    const chip = row.querySelector(".cc-mark");
+    if (chip) chip.textContent = LABELS[mark] || LABELS[""];
+  };
+  // the marks on the card, as the JSON the Override handler reads (curator.ui.annotation)
+  window.curatorMarks = () => {
+    const c = card();
+    if (!c || !c.dataset.query) return "";
+    const out = {query: Number(c.dataset.query), positive: [], negative: [], false_negative: []};
+    c.querySelectorAll("tr[data-pid]").forEach((row) => {
+      if (out[row.dataset.mark]) out[row.dataset.mark].push(row.dataset.pid);
+    });
+    return JSON.stringify(out);
+  };
+  document.addEventListener("click", (event) => {
+    const chip = event.target.closest && event.target.closest(".cc-mark");
+    if (chip) {
+      const row = chip.closest("tr[data-pid]");
+      const next = CYCLE[(CYCLE.indexOf(row.dataset.mark || "") + 1) % CYCLE.length];
+      setMark(row, next);
+      return;
+    }
+    const text = event.target.closest && event.target.closest(".cc-text");
+    if (text) text.classList.toggle("cc-open");
+  });
+  document.addEventListener("keydown", (event) => {
+    const target = event.target;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(target && target.tagName);
+    if (typing || (target && target.isContentEditable)) return;
+    const c = card();
+    if (!shown(c) && !shown(document.getElementById("accept-button"))) return;  // other tab
+    const digit = /^(?:Digit|Numpad)(\\d)$/.exec(event.code || "");
+    if (digit && c) {
+      const row = c.querySelector(`tr[data-key="${digit[1]}"]`);
+      event.preventDefault();
+      if (!row) return;
+      const fresh = Date.now() - falseNegativeKey < 3000;
+      const mark = fresh ? "false_negative" : event.shiftKey ? "negative" : "positive";
+      falseNegativeKey = 0;
+      c.classList.remove("cc-fn-pending");
+      setMark(row, row.dataset.mark === mark ? "" : mark);
+      return;
+    }
+    if (event.key === "Enter") {
+      event.preventDefault();
+      press("override-button");
+      return;
+    }
+    if (event.shiftKey) return;
+    const key = (event.key || "").toLowerCase();
+    if (key === "f" && c) {
+      falseNegativeKey = Date.now();
+      c.classList.add("cc-fn-pending");
+      event.preventDefault();
+      return;
+    }
+    if (BUTTONS[key]) {
+      event.preventDefault();
+      press(BUTTONS[key]);
+    }
+  }, true);
+})();
 </script>
+"""
+
+# the marks go to the handler from the card (the page's script reads them), never from
+# components that outlive the card
+MARKS_JS = (
+    "(...args) => { args[0] = window.curatorMarks ? window.curatorMarks() : ''; return args; }"
+)
+
+CSS = """
+#annotate-bar { position: sticky; top: 0; z-index: 20; background: var(--background-fill-primary);
+  padding: 4px 0; }
+#annotate-bar button { min-width: 0; }
+#queue-position { text-align: right; }
+#annotate-card .cc-task { margin: 0 0 6px; color: var(--body-text-color-subdued); }
+#annotate-card .cc-scroll { max-height: calc(100vh - 400px); min-height: 300px; overflow-y: auto;
+  border: 1px solid var(--border-color-primary); border-radius: 6px; }
+#annotate-card table.cc-rows { width: 100%; border-collapse: collapse; table-layout: fixed;
+  font-size: 14px; }
+#annotate-card tr[data-pid] { border-bottom: 1px solid var(--border-color-primary); }
+#annotate-card td { vertical-align: top; padding: 5px 6px; border: none; }
+#annotate-card td.cc-key { width: 28px; font-weight: 700; text-align: center; color: #666; }
+#annotate-card td.cc-markcell { width: 82px; }
+#annotate-card .cc-mark { width: 76px; padding: 2px 0; border-radius: 4px; font-weight: 600;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary);
+  cursor: pointer; }
+#annotate-card tr[data-mark="positive"] { background: rgba(46, 160, 67, 0.13); }
+#annotate-card tr[data-mark="positive"] .cc-mark { background: #2ea043; color: white; }
+#annotate-card tr[data-mark="negative"] { background: rgba(218, 54, 51, 0.09); }
+#annotate-card tr[data-mark="negative"] .cc-mark { background: #da3633; color: white; }
+#annotate-card tr[data-mark="false_negative"] { background: rgba(210, 153, 34, 0.15); }
+#annotate-card tr[data-mark="false_negative"] .cc-mark { background: #bf8700; color: white; }
+#annotate-card .cc-fn-pending .cc-key { color: #bf8700; }
+#annotate-card .cc-meta { font-size: 12px; margin-bottom: 2px; }
+#annotate-card .cc-pid { font-family: var(--font-mono); font-weight: 600; }
+#annotate-card .cc-badge { border-radius: 3px; padding: 0 4px; font-size: 11px; }
+#annotate-card .cc-seed { background: #0969da; color: white; }
+#annotate-card .cc-proposed { background: #8250df; color: white; }
+#annotate-card .cc-scores { color: var(--body-text-color-subdued); font-family: var(--font-mono); }
+#annotate-card .cc-text { white-space: pre-wrap; overflow-wrap: anywhere; display: -webkit-box;
+  -webkit-line-clamp: 3; -webkit-box-orient: vertical; overflow: hidden; cursor: pointer; }
+#annotate-card .cc-text.cc-open { -webkit-line-clamp: unset; display: block; }
+.job-result { min-height: 64px; }
 """
 
 
 def _annotation_outputs(page: annotation.AnnotationPage) -> tuple:
-    """The Annotate tab's component values for ``page`` (choices reset per query)."""
-    choices = gr.update(choices=page.choices, value=[])
+    """The Annotate tab's component values for ``page``: the card is rebuilt for each
+    query, so no mark outlives it."""
     return (
         page.query_id,
         page.header,
-        page.task,
+        page.position,
         page.query,
-        page.seed_text,
-        page.rows,
-        choices,
-        choices,
-        choices,
+        annotation.card_html(page),
         page.message,
     )
 
@@ -223,17 +341,7 @@ def build_ui(
         return who("annotator", request)
 
     def act(action):
-        def handler(
-            annotator,
-            queue,
-            query_id,
-            edited,
-            positives,
-            negatives,
-            false_negatives,
-            reason,
-            request: gr.Request,
-        ):
+        def handler(marks, annotator, queue, query_id, edited, reason, request: gr.Request):
             page = annotation.act(
                 database,
                 project,
@@ -242,9 +350,7 @@ def build_ui(
                 query_id,
                 action,
                 edited_query=edited,
-                positives=positives,
-                negatives=negatives,
-                false_negatives=false_negatives,
+                marks=marks,
                 reject_reason=reason,
             )
             return _annotation_outputs(page)
@@ -252,8 +358,9 @@ def build_ui(
         return handler
 
     with gr.Blocks(title="curator") as app:
-        gr.Markdown("# curator · embedding-data workbench")
-        summary = gr.Markdown()
+        gr.Markdown("## curator · embedding-data workbench")
+        with gr.Accordion("Project status (counts per stage)", open=False):
+            summary = gr.Markdown(elem_id="project-status")
         with gr.Tab("Passages"):
             with gr.Row():
                 search = gr.Textbox(label="Search passages (id, title or text)", scale=4)
@@ -268,38 +375,45 @@ def build_ui(
             )
             detail = gr.Textbox(label="Passage", lines=12, interactive=False)
             refresh = gr.Button("Refresh")
-        with gr.Tab("Annotate"):
-            gr.Markdown(ANNOTATE_HELP)
-            with gr.Row():
+        with gr.Tab("Annotate", elem_id="annotate-tab"):
+            with gr.Row(equal_height=True):
                 annotator = gr.Textbox(
                     label="Annotator", value="annotator", scale=1, interactive=not login
                 )
                 queue = gr.Dropdown(list(QUEUE_FILTERS), value="not_judged", label="Queue", scale=1)
-                load = gr.Button("Load next", scale=0)
+                load = gr.Button("Load next", scale=0, min_width=100)
             current = gr.State(None)
-            header = gr.Markdown()
-            task_box = gr.Textbox(label="Task", interactive=False)
-            query_box = gr.Textbox(label="Query (edit to fix it)", interactive=True)
-            seed_box = gr.Textbox(label="Seed passage", lines=4, interactive=False)
-            candidates_table = gr.Dataframe(
-                headers=annotation.CANDIDATE_COLUMNS,
-                datatype=["str"] * len(annotation.CANDIDATE_COLUMNS),
-                interactive=False,
-                wrap=True,
-                label="Candidates",
+            marks = gr.Textbox(visible=False)  # filled from the card by MARKS_JS
+            with gr.Row(elem_id="annotate-bar", equal_height=True):
+                accept = gr.Button(
+                    "Accept (a)", variant="primary", elem_id="accept-button", min_width=90
+                )
+                override = gr.Button("Save marks (Enter)", elem_id="override-button", min_width=120)
+                reject = gr.Button(
+                    "Reject (r)", variant="stop", elem_id="reject-button", min_width=90
+                )
+                reason = gr.Dropdown(
+                    list(REJECT_REASONS),
+                    value="unanswerable",
+                    show_label=False,
+                    container=False,
+                    min_width=120,
+                    elem_id="reject-reason",
+                )
+                skip = gr.Button("Skip (s)", elem_id="skip-button", min_width=80)
+                undo = gr.Button("Undo (u)", elem_id="undo-button", min_width=80)
+            message = gr.Markdown(elem_id="annotate-message")
+            with gr.Row(equal_height=True):
+                header = gr.Markdown(elem_id="card-header")
+                position = gr.Markdown(elem_id="queue-position")
+            query_box = gr.Textbox(
+                label="Query (edit to fix it; Enter here saves the marks)",
+                interactive=True,
+                elem_id="query-box",
             )
-            with gr.Row():
-                chosen_positives = gr.CheckboxGroup([], label="Positives", elem_id="positives")
-                chosen_negatives = gr.CheckboxGroup([], label="Negatives")
-                chosen_false = gr.CheckboxGroup([], label="False negatives")
-            reason = gr.Radio(list(REJECT_REASONS), value="unanswerable", label="Reason to reject")
-            with gr.Row():
-                accept = gr.Button("Accept (a)", variant="primary", elem_id="accept-button")
-                override = gr.Button("Override", elem_id="override-button")
-                reject = gr.Button("Reject (r)", variant="stop", elem_id="reject-button")
-                skip = gr.Button("Skip (s)", elem_id="skip-button")
-                undo = gr.Button("Undo (u)", elem_id="undo-button")
-            message = gr.Markdown()
+            card = gr.HTML(elem_id="annotate-card")
+            with gr.Accordion("Keys and labels", open=False):
+                gr.Markdown(ANNOTATE_HELP)
         with gr.Tab("Agreement"):
             agreement_summary = gr.Markdown()
             agreement_people = gr.Dataframe(
@@ -343,7 +457,7 @@ def build_ui(
                 chunk_overlap = gr.Number(label="Overlap (words)", value=20, precision=0)
                 on_error = gr.Radio(["abort", "skip"], value="abort", label="On a bad record")
             ingest_button = gr.Button("Ingest", variant="primary")
-            ingest_result = gr.Markdown()
+            ingest_result = gr.Markdown(elem_id="ingest-result", elem_classes=["job-result"])
             ingest_errors = gr.Dataframe(
                 headers=INGEST_ERROR_COLUMNS,
                 datatype=["str"] * 4,
@@ -365,7 +479,7 @@ def build_ui(
                 )
                 best_of = gr.Number(label="Best of (QL choice)", value=1, precision=0, minimum=1)
             generate_button = gr.Button("Generate", variant="primary")
-            generate_result = gr.Markdown()
+            generate_result = gr.Markdown(elem_id="generate-result", elem_classes=["job-result"])
             generated = gr.Dataframe(
                 headers=QUERY_COLUMNS,
                 datatype=["str"] * 5,
@@ -399,7 +513,7 @@ def build_ui(
                     label="Absolute margin (negative score <= positive - margin; 0 = off)",
                 )
             mine_button = gr.Button("Mine", variant="primary")
-            mine_result = gr.Markdown()
+            mine_result = gr.Markdown(elem_id="mine-result", elem_classes=["job-result"])
             gr.Markdown("#### False-negative guard")
             gr.Markdown(GUARD_HELP)
             guard_axis = gr.Radio(list(GUARD_AXES), value=GUARD_AXES[0], label="Histogram of")
@@ -422,9 +536,9 @@ def build_ui(
                 )
                 rrf_k = gr.Number(label="RRF k", value=0, minimum=0)
             rerank_button = gr.Button("Rerank", variant="primary")
-            rerank_result = gr.Markdown()
+            rerank_result = gr.Markdown(elem_id="rerank-result", elem_classes=["job-result"])
         with gr.Tab("Fine-tune"):
-            build_training_tab(database, project, data_dir)
+            fine_tuned, latest_run, latest_outputs = build_training_tab(database, project, data_dir)
         with gr.Tab("Export"):
             gr.Markdown(export_panel.EXPORT_HELP)
             with gr.Row():
@@ -438,7 +552,7 @@ def build_ui(
                     label="Negatives (n-tuples, MarginMSE)", value=3, precision=0, minimum=1
                 )
             export_button = gr.Button("Export", variant="primary")
-            export_result = gr.Markdown()
+            export_result = gr.Markdown(elem_id="export-result", elem_classes=["job-result"])
             export_file = gr.File(label="Download (zip)", interactive=False)
         export_button.click(
             partial(export_panel.run_export, database, project, data_dir),
@@ -448,6 +562,8 @@ def build_ui(
         )
 
         app.load(overview, outputs=summary)
+        app.load(latest_run, outputs=latest_outputs)  # a reload shows the last run
+        fine_tuned.then(overview, outputs=summary)
         gr.on(
             triggers=[app.load, search.submit, page.submit, refresh.click],
             fn=table,
@@ -463,18 +579,7 @@ def build_ui(
             outputs=generate_result,
             api_name="generate",
         ).then(queries, outputs=generated).then(overview, outputs=summary)
-        page_outputs = [
-            current,
-            header,
-            task_box,
-            query_box,
-            seed_box,
-            candidates_table,
-            chosen_positives,
-            chosen_negatives,
-            chosen_false,
-            message,
-        ]
+        page_outputs = [current, header, position, query_box, card, message]
         agreement = partial(annotation.agreement_tables, database, project)
         gr.on(
             triggers=[app.load, agreement_refresh.click],
@@ -484,30 +589,27 @@ def build_ui(
         if login:
             app.load(logged_in, outputs=annotator)
         gr.on(
-            triggers=[load.click, queue.change],
+            triggers=[app.load, load.click, queue.change, annotator.submit],
             fn=show,
             inputs=[annotator, queue],
             outputs=page_outputs,
         )
-        action_inputs = [
-            annotator,
-            queue,
-            current,
-            query_box,
-            chosen_positives,
-            chosen_negatives,
-            chosen_false,
-            reason,
-        ]
-        for button, action in (
-            (accept, "accept"),
-            (override, "override"),
-            (reject, "reject"),
-            (skip, "skip"),
-            (undo, "undo"),
+        action_inputs = [marks, annotator, queue, current, query_box, reason]
+        for triggers, action in (
+            ([accept.click], "accept"),
+            ([override.click, query_box.submit], "override"),
+            ([reject.click], "reject"),
+            ([skip.click], "skip"),
+            ([undo.click], "undo"),
         ):
-            button.click(
-                act(action), inputs=action_inputs, outputs=page_outputs, api_name=action
+            gr.on(
+                triggers=triggers,
+                fn=act(action),
+                inputs=action_inputs,
+                outputs=page_outputs,
+                js=MARKS_JS,
+                api_name=action,
+                trigger_mode="once",
             ).then(overview, outputs=summary)
         rerank_button.click(
             rerank,
@@ -578,6 +680,7 @@ def launch(
         server_port=port,
         show_error=True,
         head=SHORTCUTS,
+        css=CSS,
         auth=authenticate if login else None,
         auth_message="curator: log in with your annotator account",
     )

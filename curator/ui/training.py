@@ -11,6 +11,7 @@ import queue
 import threading
 import traceback
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,19 @@ from curator.services.train import (
     TrainOptions,
     compare_rankings,
     evaluate_project,
+    external_ids,
     fine_tuned_model,
     held_out_data,
+    latest_training_run,
     train_project,
 )
 from db import Database
 from trainer.evaluate import METRICS
 from trainer.finetune import TrainSettings
 
-RANKING_COLUMNS = ["rank", "relevant", "vs base", "passage"]
+RANKING_COLUMNS = ["rank", "passage id", "relevant", "vs base", "passage"]
 PREVIEW = 220
+FEW_HELD_OUT = 30
 
 
 def metrics_frames(report: EvaluationReport) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -147,6 +151,44 @@ def training_events(
             return
 
 
+def held_out_note(queries: int | None) -> str:
+    """Markdown: how many held-out queries the metrics come from, with a warning under
+    ``FEW_HELD_OUT``."""
+    if queries is None:
+        return ""
+    text = f"Metrics from **{queries} held-out queries**."
+    if queries < FEW_HELD_OUT:
+        text += (
+            f" **Warning: fewer than {FEW_HELD_OUT}.** Differences between the systems on so"
+            " few queries are mostly noise; judge more queries before trusting them."
+        )
+    return text
+
+
+def latest_run_view(database: Database, project: str) -> tuple:
+    """What the page shows for the project's latest stored run, so a reload keeps it:
+    (status text, loss curve, nDCG@10 bars, metrics table, held-out note). Empty values
+    when no run exists yet."""
+    latest = latest_training_run(database, project)
+    if latest is None:
+        return (
+            "No training run yet.",
+            loss_frame([]),
+            pd.DataFrame(columns=["system", "nDCG@10"]),
+            pd.DataFrame(columns=["system", *METRICS]),
+            "",
+        )
+    report = EvaluationReport("held-out", "held-out", latest.eval_queries or 0, latest.metrics)
+    table, bars = metrics_frames(report)
+    if not latest.metrics:
+        table = pd.DataFrame(columns=["system", *METRICS])
+        bars = pd.DataFrame(columns=["system", "nDCG@10"])
+    status = latest.summary()
+    if not latest.metrics:
+        status += "\n\nno held-out metrics stored for this run"
+    return status, loss_frame(latest.loss_curve), bars, table, held_out_note(latest.eval_queries)
+
+
 def held_out_choices(database: Database, project: str) -> list[tuple[str, str]]:
     """(label, query id) of the held-out curated queries, for the side-by-side picker."""
     data = held_out_data(database, project)
@@ -174,6 +216,9 @@ def side_by_side(
         tuned_path = None
     report = EvaluationReport(data.name, "held-out", len(data.queries), {}, {}, data, tuned_path)
     rankings = compare_rankings(report, query, relevant, cache_dir=Path(data_dir) / "eval_cache")
+    names = external_ids(
+        database, project, {item.doc_id for items in rankings.values() for item in items}
+    )
     frames = []
     for system in ("BM25", "base", "fine-tuned"):
         rows = []
@@ -191,7 +236,15 @@ def side_by_side(
             else:
                 move = ""
             text = " ".join(item.text.split())
-            rows.append([item.rank, "✓" if item.relevant else "", move, text[:PREVIEW]])
+            rows.append(
+                [
+                    item.rank,
+                    names.get(item.doc_id, item.doc_id),
+                    "✓" if item.relevant else "",
+                    move,
+                    text[:PREVIEW],
+                ]
+            )
         frames.append(pd.DataFrame(rows, columns=RANKING_COLUMNS))
     found = {s: sum(1 for item in rankings.get(s, []) if item.relevant) for s in rankings}
     message = f"Query: {query}"
@@ -204,8 +257,10 @@ def side_by_side(
     return message, frames[0], frames[1], frames[2]
 
 
-def build_training_tab(database: Database, project: str, data_dir: Path) -> None:
-    """The Fine-tune page's components and events (call inside ``gr.Tab``)."""
+def build_training_tab(database: Database, project: str, data_dir: Path) -> tuple:
+    """The Fine-tune page's components and events (call inside ``gr.Tab``). Returns (the
+    Fine-tune click's event, for chaining; a function giving the latest stored run's
+    values; the components they go to), for the caller to run on page load."""
     import gradio as gr
 
     gr.Markdown(
@@ -243,6 +298,7 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> None
     table = gr.Dataframe(
         headers=["system", *METRICS], label="Held-out metrics", elem_id="metrics-table"
     )
+    note = gr.Markdown(elem_id="heldout-note")
     gr.Markdown("### Side by side: the top 10 of each system")
     with gr.Row():
         typed = gr.Textbox(label="Type a query", scale=2)
@@ -255,7 +311,7 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> None
                 headers=RANKING_COLUMNS,
                 label=name,
                 wrap=True,
-                column_widths=["11%", "13%", "13%", "63%"],
+                column_widths=["8%", "17%", "10%", "10%", "55%"],
             )
             for name in ("BM25", "base model", "fine-tuned")
         ]
@@ -275,15 +331,20 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> None
                     loss_frame(event["curve"]),
                     bar_data,
                     metrics,
+                    held_out_note(event["report"].queries),
                     gr.update(choices=held_out_choices(database, project)),
                 )
             else:
-                yield (event["status"], loss_frame(event["curve"]), gr.skip(), gr.skip(), gr.skip())
+                yield (
+                    event["status"],
+                    loss_frame(event["curve"]),
+                    *(gr.skip(),) * 4,
+                )
 
-    start.click(
+    started = start.click(
         run,
         [policy, loss, epochs, batch, lr, max_seq, negatives],
-        [status, curve, bars, table, picked],
+        [status, curve, bars, table, note, picked],
         api_name="fine_tune",
     )
 
@@ -298,3 +359,4 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> None
 
     compare.click(show, [typed, picked], [message, *columns], api_name="compare")
     picked.focus(refresh, None, picked)
+    return started, partial(latest_run_view, database, project), [status, curve, bars, table, note]
