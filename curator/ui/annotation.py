@@ -303,7 +303,7 @@ def act(
             f"**Not saved:** {html.escape(str(exc))}",
         )
     # queues that do not drop a judged query by themselves move past it
-    after = None if queue in ("not_judged", "fewer_than_n") else query_id
+    after = None if queue in ("not_judged", "fewer_than_n", "flagged") else query_id
     return show(
         database,
         project,
