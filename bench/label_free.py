@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 OUT = ROOT / "bench" / "out" / "label_free"
 CORPORA = {
-    "scifact": ("scifact", 500),
-    "dbpedia": ("dbpedia-entity-subset5k", 500),
-    "msmarco": ("msmarco-dl19-subset5k", 500),
+    "scifact": ("scifact", 1000),
+    "dbpedia": ("dbpedia-entity-subset5k", 1000),
+    "msmarco": ("msmarco-dl19-subset5k", 1000),
 }
 PROJECT = "bench"
 
