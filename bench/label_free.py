@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 OUT = ROOT / "bench" / "out" / "label_free"
 CORPORA = {
-    "scifact": ("scifact", 500),
-    "dbpedia": ("dbpedia-entity-subset5k", 500),
-    "msmarco": ("msmarco-dl19-subset5k", 500),
+    "scifact": ("scifact", 1000),
+    "dbpedia": ("dbpedia-entity-subset5k", 1000),
+    "msmarco": ("msmarco-dl19-subset5k", 1000),
 }
 PROJECT = "bench"
 
@@ -62,6 +62,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--negatives", type=int, default=defaults.negatives)
+    parser.add_argument(
+        "--variants",
+        default="",
+        help='several trainings on the same data: "loss,epochs,lr;loss,epochs,lr"',
+    )
     parser.add_argument("--threads", type=int, default=None, help="LLM threads")
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args()
@@ -86,7 +91,6 @@ def run_corpus(name: str, args: argparse.Namespace) -> dict:
     from curator.services.llm import open_llm
     from curator.services.mine import MineOptions, mine_candidates
     from curator.services.projects import ensure_project
-    from curator.services.train import TrainOptions, evaluate_project, train_project
     from curator.services.training_set import load_training_set
     from trainer.finetune import TrainSettings
 
@@ -130,29 +134,56 @@ def run_corpus(name: str, args: argparse.Namespace) -> dict:
 
     training_set = load_training_set(database, PROJECT, args.policy)
     result["training_set"] = training_set.counts()
-    settings = TrainSettings(
-        loss=args.loss,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        negatives=args.negatives,
-        save_steps=10_000,
-    )
+    result["variants"] = []
+    for loss, epochs, lr in variants(args):
+        settings = TrainSettings(
+            loss=loss,
+            epochs=epochs,
+            learning_rate=lr,
+            batch_size=args.batch_size,
+            negatives=args.negatives,
+            save_steps=10_000,
+        )
+        result["variants"].append(train_and_evaluate(database, out, beir, args, settings))
+    times.update(result["variants"][0].pop("times"))
+    return result
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str, float, float]]:
+    """(loss, epochs, learning rate) to train, from --variants or the single options."""
+    if not args.variants:
+        return [(args.loss, args.epochs, args.lr)]
+    chosen = []
+    for item in args.variants.split(";"):
+        loss, epochs, lr = item.split(",")
+        chosen.append((loss.strip(), float(epochs), float(lr)))
+    return chosen
+
+
+def train_and_evaluate(database, out: Path, beir: Path, args, settings) -> dict:
+    """Train one model on the project and evaluate it on the held-out generated queries and
+    on the real queries of each split in --split."""
+    from curator.services.train import TrainOptions, evaluate_project, train_project
+
+    times: dict[str, float] = {}
     clock = time.perf_counter()
     trained = train_project(
         database, PROJECT, out, TrainOptions(policy=args.policy, settings=settings)
     )
     times["train"] = time.perf_counter() - clock
-    result["train_rows"] = trained.train_rows
     print(trained.summary(), flush=True)
-
     clock = time.perf_counter()
     held_out = evaluate_project(database, PROJECT, out, run_id=trained.run_id)
-    result["held_out_generated"] = {
-        "queries": held_out.queries,
-        **{s: round(v["ndcg@10"], 4) for s, v in held_out.metrics.items()},
+    result = {
+        "label": f"{settings.loss}, {settings.epochs:g} epochs, lr {settings.learning_rate:g}",
+        "train_rows": trained.train_rows,
+        "held_out_generated": {
+            "queries": held_out.queries,
+            **{s: round(v["ndcg@10"], 4) for s, v in held_out.metrics.items()},
+        },
+        "splits": {},
+        "times": times,
     }
-    result["splits"] = {}
     for split in args.split.split(","):
         if not (beir / "qrels" / f"{split}.tsv").exists():
             continue
@@ -174,20 +205,24 @@ def print_result(result: dict) -> None:
         f"parse failures {generate['parse_failed']}, resampled {generate['resampled']}, "
         f"flagged at generation {flagged or 'none'}, inconsistent {result['mine']['inconsistent']}"
         f"; kept {counts['examples']} (train {counts['train']}, held out {counts['eval']}); "
-        f"left out {counts['dropped']}; training rows {result['train_rows']}"
+        f"left out {counts['dropped']}"
     )
     parsed = max(generate["ok"], 1)
     print(
         f"copy rate {flagged.get('copy', 0) / parsed:.1%}, junk rate "
         f"{(flagged.get('junk', 0) + flagged.get('duplicate', 0)) / parsed:.1%} of parsed queries"
     )
-    for split, (queries, metrics) in result["splits"].items():
-        print(f"real {split} queries: {queries}")
-        print(f"{'system':<12}{'nDCG@10':>10}{'R@100':>10}")
-        for system, values in metrics.items():
-            print(f"{system:<12}{values['ndcg@10']:>10.4f}{values['recall@100']:>10.4f}")
-    print(f"held-out generated queries: {result['held_out_generated']}")
-    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in result["times"].items()))
+    for variant in result["variants"]:
+        print(f"-- {variant['label']}: {variant['train_rows']} training rows")
+        for split, (queries, metrics) in variant["splits"].items():
+            print(f"real {split} queries: {queries}")
+            print(f"{'system':<12}{'nDCG@10':>10}{'R@100':>10}")
+            for system, values in metrics.items():
+                print(f"{system:<12}{values['ndcg@10']:>10.4f}{values['recall@100']:>10.4f}")
+        print(f"held-out generated queries: {variant['held_out_generated']}")
+    print(
+        "seconds (first variant): " + ", ".join(f"{k} {v:.0f}" for k, v in result["times"].items())
+    )
 
 
 def main() -> None:
