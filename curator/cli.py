@@ -193,11 +193,18 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def default_loss(policy: str) -> str:
+    """``gist`` when the training set takes unreviewed machine labels (its guide model masks
+    in-batch negatives that look like positives: chosen on SciFact's train queries in
+    bench/label_free.py), ``mnrl`` for judged queries only."""
+    return "mnrl" if policy == "none" else "gist"
+
+
 def _train_settings(args: argparse.Namespace):
     from trainer.finetune import TrainSettings
 
     return TrainSettings(
-        loss=args.loss,
+        loss=args.loss or default_loss(args.policy),
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -676,7 +683,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="unreviewed queries: none (default), high_confidence, all",
     )
     train.add_argument(
-        "--loss", default="mnrl", choices=["mnrl", "cached_mnrl", "gist", "margin_mse"]
+        "--loss",
+        default=None,
+        choices=["mnrl", "cached_mnrl", "gist", "margin_mse"],
+        help="default: mnrl for judged queries only (--policy none), gist when unreviewed "
+        "machine labels are in (label-free)",
     )
     train.add_argument("--epochs", type=float, default=2.0)
     train.add_argument("--batch-size", type=int, default=32)
