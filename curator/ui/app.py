@@ -397,8 +397,8 @@ def build_ui(
                 skip = gr.Button("Skip (s)", elem_id="skip-button")
                 undo = gr.Button("Undo (u)", elem_id="undo-button")
             with gr.Row(elem_id="annotate-top", equal_height=True):
-                header = gr.Markdown(elem_id="card-header")
-                position = gr.Markdown(elem_id="queue-position", max_height=60)
+                header = gr.Markdown(elem_id="card-header", scale=3)
+                position = gr.Markdown(elem_id="queue-position", scale=2)
                 annotator = gr.Textbox(
                     label="Annotator",
                     value="annotator",
