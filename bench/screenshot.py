@@ -70,15 +70,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="Screenshots of the app for the README.")
     parser.add_argument("--pages", nargs="+", choices=PAGES, default=list(PAGES[:3]))
-    pages = set(parser.parse_args().pages)
+    parser.add_argument("--data", type=Path, help="a data folder prepared before: reuse it")
+    args = parser.parse_args()
+    pages = set(args.pages)
     if "finetune" in pages and len(pages) > 1:
         parser.error("take --pages finetune on its own (its queries are all judged)")
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    data = Path(tempfile.mkdtemp(prefix="curator-shot-"))
-    prepare(data, *((40, True) if "finetune" in pages else (6, False)))
+    data = args.data or Path(tempfile.mkdtemp(prefix="curator-shot-"))
+    if args.data is None:
+        prepare(data, *((40, True) if "finetune" in pages else (6, False)))
     server = subprocess.Popen(
         [
             sys.executable,

@@ -2,6 +2,7 @@
 
     python bench/ui_browser.py                 # 30 demo passages -> generate, mine, rerank
     python bench/ui_browser.py --sample 12     # a quicker run
+    python bench/ui_browser.py --data DIR      # reuse a folder prepared before
 
 Prepares the demo project in a temporary folder with the app's own handlers (generate with
 the embedded model, mine, rerank; as bench/screenshot.py does), starts `curator serve
@@ -113,12 +114,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sample", type=int, default=30, help="demo passages to generate from")
     parser.add_argument("--limit", type=int, help="judge at most this many queries")
+    parser.add_argument(
+        "--data", type=Path, help="a data folder prepared before (its demo project): reuse it"
+    )
     args = parser.parse_args()
 
-    data = Path(tempfile.mkdtemp(prefix="curator-uibench-"))
-    started = time.perf_counter()
-    prepare(data, args.sample)
-    print(f"prepared {data} in {time.perf_counter() - started:.0f} s")
+    if args.data:
+        data = args.data
+    else:
+        data = Path(tempfile.mkdtemp(prefix="curator-uibench-"))
+        started = time.perf_counter()
+        prepare(data, args.sample)
+        print(f"prepared {data} in {time.perf_counter() - started:.0f} s", flush=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -364,6 +364,13 @@ def test_override_then_reject_then_undo_then_accept_each_stored(card_server, bro
     assert first["rows"][0]["key"] == "1" and len(first["rows"]) >= 5
     before = marked(first["rows"])
     assert "positive" in before.values()  # the proposal is pre-filled
+    on_screen = page.evaluate(
+        """() => [...document.querySelectorAll('#annotate-card tr[data-pid]')].filter(r => {
+            const box = r.getBoundingClientRect();
+            return box.top >= 0 && box.bottom <= window.innerHeight; }).length"""
+    )
+    assert on_screen >= 5
+    assert page.locator("#accept-button").bounding_box()["y"] < 300  # the action bar is on top
 
     # override by mouse: add row 3 as a positive, turn the first proposed negative into a
     # false negative (mark chip: none -> pos -> neg -> false neg)

@@ -216,13 +216,13 @@ def parse_marks(marks: str | None, query_id: int | None) -> dict[str, list[str]]
     return marked
 
 
-def _ids(database: Database, query_id: int, external_ids: list[str] | None) -> list[int]:
+def _ids(view: QueryView, external_ids: list[str] | None) -> list[int]:
     """Passage ids of the query's candidates named by ``external_ids`` (a name that is not
     one of its candidates is refused, never dropped)."""
-    by_external = {c.external_id: c.passage_id for c in query_view(database, query_id).candidates}
+    by_external = {c.external_id: c.passage_id for c in view.candidates}
     unknown = [e for e in external_ids or [] if e not in by_external]
     if unknown:
-        raise JudgmentError(f"{', '.join(unknown)} not among query #{query_id}'s candidates")
+        raise JudgmentError(f"{', '.join(unknown)} not among query #{view.query_id}'s candidates")
     return [by_external[e] for e in external_ids or []]
 
 
@@ -273,13 +273,14 @@ def act(
             false_negatives = marked["false_negative"]
         elif marks is not None and action == "accept":
             false_negatives = parse_marks(marks, query_id)["false_negative"]
+        view = query_view(database, query_id)
         ids = {
-            "positives": _ids(database, query_id, positives),
-            "negatives": _ids(database, query_id, negatives),
-            "false_negatives": _ids(database, query_id, false_negatives),
+            "positives": _ids(view, positives),
+            "negatives": _ids(view, negatives),
+            "false_negatives": _ids(view, false_negatives),
         }
         if action == "override" and not ids["false_negatives"]:
-            proposed = query_view(database, query_id).proposal()
+            proposed = view.proposal()
             if (set(ids["positives"]), set(ids["negatives"])) == tuple(map(set, proposed)):
                 action, ids = "accept", {}  # the marks are the proposal
         if action == "accept":  # the proposal is stored as it is, plus false negatives

@@ -192,8 +192,10 @@ CSS = """
   padding: 4px 0; }
 #annotate-bar button { min-width: 0; }
 #queue-position { text-align: right; }
-#annotate-card .cc-task { margin: 0 0 6px; color: var(--body-text-color-subdued); }
-#annotate-card .cc-scroll { max-height: calc(100vh - 400px); min-height: 300px; overflow-y: auto;
+#annotate-bar button { padding: 6px 10px; }
+#annotate-message p, #card-header p { margin: 0; }
+#annotate-card .cc-task { margin: 0 0 4px; }
+#annotate-card .cc-scroll { max-height: calc(100vh - 330px); min-height: 300px; overflow-y: auto;
   border: 1px solid var(--border-color-primary); border-radius: 6px; }
 #annotate-card table.cc-rows { width: 100%; border-collapse: collapse; table-layout: fixed;
   font-size: 14px; }
@@ -217,9 +219,10 @@ CSS = """
 #annotate-card .cc-seed { background: #0969da; color: white; }
 #annotate-card .cc-proposed { background: #8250df; color: white; }
 #annotate-card .cc-scores { color: var(--body-text-color-subdued); font-family: var(--font-mono); }
-#annotate-card .cc-text { white-space: pre-wrap; overflow-wrap: anywhere; display: -webkit-box;
+#annotate-card .cc-text { overflow-wrap: anywhere; display: -webkit-box; line-height: 1.35;
   -webkit-line-clamp: 3; -webkit-box-orient: vertical; overflow: hidden; cursor: pointer; }
-#annotate-card .cc-text.cc-open { -webkit-line-clamp: unset; display: block; }
+#annotate-card .cc-text.cc-open { -webkit-line-clamp: unset; display: block;
+  white-space: pre-wrap; }
 .job-result { min-height: 64px; }
 """
 
@@ -358,7 +361,7 @@ def build_ui(
         return handler
 
     with gr.Blocks(title="curator") as app:
-        gr.Markdown("## curator · embedding-data workbench")
+        gr.Markdown("### curator · embedding-data workbench")
         with gr.Accordion("Project status (counts per stage)", open=False):
             summary = gr.Markdown(elem_id="project-status")
         with gr.Tab("Passages"):
@@ -376,39 +379,53 @@ def build_ui(
             detail = gr.Textbox(label="Passage", lines=12, interactive=False)
             refresh = gr.Button("Refresh")
         with gr.Tab("Annotate", elem_id="annotate-tab"):
-            with gr.Row(equal_height=True):
-                annotator = gr.Textbox(
-                    label="Annotator", value="annotator", scale=1, interactive=not login
-                )
-                queue = gr.Dropdown(list(QUEUE_FILTERS), value="not_judged", label="Queue", scale=1)
-                load = gr.Button("Load next", scale=0, min_width=100)
             current = gr.State(None)
             marks = gr.Textbox(visible=False)  # filled from the card by MARKS_JS
-            with gr.Row(elem_id="annotate-bar", equal_height=True):
-                accept = gr.Button(
-                    "Accept (a)", variant="primary", elem_id="accept-button", min_width=90
-                )
-                override = gr.Button("Save marks (Enter)", elem_id="override-button", min_width=120)
-                reject = gr.Button(
-                    "Reject (r)", variant="stop", elem_id="reject-button", min_width=90
-                )
+            with gr.Row(elem_id="annotate-bar"):
+                accept = gr.Button("Accept (a)", variant="primary", elem_id="accept-button")
+                override = gr.Button("Save marks (Enter)", elem_id="override-button")
+                reject = gr.Button("Reject (r)", variant="stop", elem_id="reject-button")
                 reason = gr.Dropdown(
                     list(REJECT_REASONS),
                     value="unanswerable",
+                    label="Reason to reject",
                     show_label=False,
                     container=False,
                     min_width=120,
                     elem_id="reject-reason",
                 )
-                skip = gr.Button("Skip (s)", elem_id="skip-button", min_width=80)
-                undo = gr.Button("Undo (u)", elem_id="undo-button", min_width=80)
+                skip = gr.Button("Skip (s)", elem_id="skip-button")
+                undo = gr.Button("Undo (u)", elem_id="undo-button")
+            with gr.Row(elem_id="annotate-top", equal_height=True):
+                header = gr.Markdown(elem_id="card-header", scale=3)
+                position = gr.Markdown(elem_id="queue-position", scale=2)
+                annotator = gr.Textbox(
+                    label="Annotator",
+                    value="annotator",
+                    show_label=False,
+                    container=False,
+                    placeholder="annotator name",
+                    interactive=not login,
+                    min_width=120,
+                    scale=0,
+                    elem_id="annotator",
+                )
+                queue = gr.Dropdown(
+                    list(QUEUE_FILTERS),
+                    value="not_judged",
+                    label="Queue",
+                    show_label=False,
+                    container=False,
+                    min_width=150,
+                    scale=0,
+                    elem_id="queue",
+                )
+                load = gr.Button("Load next", size="sm", scale=0, elem_id="load-button")
             message = gr.Markdown(elem_id="annotate-message")
-            with gr.Row(equal_height=True):
-                header = gr.Markdown(elem_id="card-header")
-                position = gr.Markdown(elem_id="queue-position")
             query_box = gr.Textbox(
                 label="Query (edit to fix it; Enter here saves the marks)",
                 interactive=True,
+                container=False,
                 elem_id="query-box",
             )
             card = gr.HTML(elem_id="annotate-card")
