@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,35 @@ def prepare(data: Path, sample: int = 6, accept_all: bool = False) -> None:
 PAGES = ("passages", "annotate", "pipeline", "finetune")
 
 
+@contextmanager
+def demo_server(data: Path) -> Iterator[int]:
+    """Run `curator serve --demo` on ``data`` at a free local port; yields the port once it
+    answers, and stops the server after the block."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "curator.cli", "--data-dir", str(data)),
+            *("serve", "--demo", "--port", str(port)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(180):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 def main() -> None:
     import argparse
 
@@ -76,88 +107,59 @@ def main() -> None:
     if "finetune" in pages and len(pages) > 1:
         parser.error("take --pages finetune on its own (its queries are all judged)")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     data = args.data or Path(tempfile.mkdtemp(prefix="curator-shot-"))
     if args.data is None:
         prepare(data, *((40, True) if "finetune" in pages else (6, False)))
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "curator.cli",
-            "--data-dir",
-            str(data),
-            "serve",
-            "--demo",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(180):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            search = page.get_by_label("Search passages (id, title or text)")
-            search.wait_for(timeout=60_000)
-            if "passages" in pages:
-                search.fill("decorator")
-                search.press("Enter")
-                page.locator("[role=gridcell]").first.wait_for(timeout=30_000)
-                page.locator("[role=gridcell]").nth(0).click()
-                time.sleep(1.5)
-                out = ROOT / "assets" / "passages.png"
-                page.screenshot(path=str(out), full_page=True)
-                print(f"wrote {out}")
-            if "annotate" in pages:
-                page.set_viewport_size({"width": 1440, "height": 900})
-                page.get_by_role("tab", name="Annotate").click()
-                # the queue opens on its first card; the picture is one 1440x900 screen
-                page.locator("#annotate-card .cc-card[data-query]").first.wait_for(timeout=30_000)
-                time.sleep(1.0)
-                out = ROOT / "assets" / "annotate.png"
-                page.screenshot(path=str(out))
-                page.set_viewport_size({"width": 1280, "height": 900})
-                print(f"wrote {out}")
-            if "pipeline" in pages:
-                page.get_by_role("tab", name="Pipeline").click()
-                page.locator("#guard-plot canvas, #guard-plot svg").first.wait_for(timeout=60_000)
-                time.sleep(1.0)
-                out = ROOT / "assets" / "pipeline.png"
-                page.screenshot(path=str(out), full_page=True)
-                print(f"wrote {out}")
-            if "finetune" in pages:
-                page.get_by_role("tab", name="Fine-tune").click()
-                page.get_by_label("Batch size").fill("8")  # a few steps on ~30 queries
-                page.get_by_label("Epochs").fill("2")
-                page.locator("#finetune-button").click()
-                page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=900_000)
-                page.get_by_label("Type a query").fill("how do I write a decorator")
-                page.locator("#compare-button").click()
-                page.wait_for_function(
-                    "() => document.querySelector('#compare-message textarea')?.value"
-                    ".startsWith('Query:')",
-                    timeout=120_000,
-                )
-                time.sleep(1.5)
-                out = ROOT / "assets" / "finetune.png"
-                page.screenshot(path=str(out), full_page=True)
-                print(f"wrote {out}")
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with demo_server(data) as port, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/")
+        search = page.get_by_label("Search passages (id, title or text)")
+        search.wait_for(timeout=60_000)
+        if "passages" in pages:
+            search.fill("decorator")
+            search.press("Enter")
+            page.locator("[role=gridcell]").first.wait_for(timeout=30_000)
+            page.locator("[role=gridcell]").nth(0).click()
+            time.sleep(1.5)
+            out = ROOT / "assets" / "passages.png"
+            page.screenshot(path=str(out), full_page=True)
+            print(f"wrote {out}")
+        if "annotate" in pages:
+            page.set_viewport_size({"width": 1440, "height": 900})
+            page.get_by_role("tab", name="Annotate").click()
+            # the queue opens on its first card; the picture is one 1440x900 screen
+            page.locator("#annotate-card .cc-card[data-query]").first.wait_for(timeout=30_000)
+            time.sleep(1.0)
+            out = ROOT / "assets" / "annotate.png"
+            page.screenshot(path=str(out))
+            page.set_viewport_size({"width": 1280, "height": 900})
+            print(f"wrote {out}")
+        if "pipeline" in pages:
+            page.get_by_role("tab", name="Pipeline").click()
+            page.locator("#guard-plot canvas, #guard-plot svg").first.wait_for(timeout=60_000)
+            time.sleep(1.0)
+            out = ROOT / "assets" / "pipeline.png"
+            page.screenshot(path=str(out), full_page=True)
+            print(f"wrote {out}")
+        if "finetune" in pages:
+            page.get_by_role("tab", name="Fine-tune").click()
+            page.get_by_label("Batch size").fill("8")  # a few steps on ~30 queries
+            page.get_by_label("Epochs").fill("2")
+            page.locator("#finetune-button").click()
+            page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=900_000)
+            page.get_by_label("Type a query").fill("how do I write a decorator")
+            page.locator("#compare-button").click()
+            page.wait_for_function(
+                "() => document.querySelector('#compare-message textarea')?.value"
+                ".startsWith('Query:')",
+                timeout=120_000,
+            )
+            time.sleep(1.5)
+            out = ROOT / "assets" / "finetune.png"
+            page.screenshot(path=str(out), full_page=True)
+            print(f"wrote {out}")
+        browser.close()
 
 
 if __name__ == "__main__":

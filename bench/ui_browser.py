@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from screenshot import ARGS, prepare  # noqa: E402
+from screenshot import ARGS, demo_server, prepare  # noqa: E402
 
 # registered before any key press: each keydown stamps the time, and each new card
 # (another data-query on .cc-card) appends the time since the last keydown
@@ -126,31 +124,10 @@ def main() -> None:
         started = time.perf_counter()
         prepare(data, args.sample)
         print(f"prepared {data} in {time.perf_counter() - started:.0f} s", flush=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "curator.cli", "--data-dir", str(data)),
-            *("serve", "--demo", "--port", str(port)),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(180):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+    with demo_server(data) as port:
         load_before = os.getloadavg()[0]
         result = run(port, args.limit)
         load_after = os.getloadavg()[0]
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     times = result["times"]
     keys = result["keys"]
     print(f"{len(times)} judgments by keys, 1440x900, headless Chromium")
