@@ -49,8 +49,8 @@ def main() -> None:
     import numpy as np
 
     from curator.pipeline.negatives import Candidate, NegativeFilter, select_negatives
+    from curator.pipeline.training_set import Example, PassageRecord, TrainingSet, training_rows
     from curator.retrieval.guide import GuideModel, GuideSettings
-    from trainer.dataset import Example, PassageRecord, TrainingSet, training_rows
     from trainer.evaluate import (
         METRICS,
         bm25_run,

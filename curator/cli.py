@@ -715,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_eval)
 
     from curator.pipeline.export import FORMATS as EXPORT_FORMATS
-    from trainer.dataset import (
+    from curator.pipeline.training_set import (
         DEFAULT_EVAL_FRACTION,
         DEFAULT_MIN_CONFIDENCE,
         DEFAULT_SEED,

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from curator.cli import main
 from curator.pipeline import export as writers
 from curator.pipeline.readers import IngestError
+from curator.pipeline.training_set import Example, PassageRecord, TrainingSet, training_rows
 from curator.services.annotate import record_judgment, undo_last
 from curator.services.export import ExportOptions, TargetExists, export_dataset
 from curator.services.import_labels import ImportOptions, import_labels
@@ -26,7 +27,6 @@ from curator.services.ingest import ingest_path
 from curator.services.projects import ensure_project
 from curator.services.training_set import load_training_set
 from db.models import Candidate, GeneratedQuery, Judgment, Passage, PipelineRun, QuerySplit
-from trainer.dataset import Example, PassageRecord, TrainingSet, training_rows
 
 DOCS = TOY_DOCS
 QUERIES = [

@@ -8,10 +8,7 @@ import pytest
 from conftest import mine_small_project, toy_docs
 from sqlalchemy import select
 
-from curator.services.annotate import record_judgment, undo_last
-from curator.services.training_set import load_training_set
-from db.models import Passage, QuerySplit
-from trainer.dataset import (
+from curator.pipeline.training_set import (
     JudgmentRecord,
     QueryRecord,
     assign_split,
@@ -19,6 +16,9 @@ from trainer.dataset import (
     resolve_example,
     training_rows,
 )
+from curator.services.annotate import record_judgment, undo_last
+from curator.services.training_set import load_training_set
+from db.models import Passage, QuerySplit
 
 DOCS = toy_docs("tea", "greentea", "coffee", "mars", "rust", "python")
 

@@ -16,7 +16,7 @@ L2-normalised vectors. The hybrid is Reciprocal Rank Fusion of two runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,31 +108,18 @@ def ir_metrics(run: Run, qrels: Qrels) -> dict[str, float]:
 
 
 def bm25_run(data: RetrievalData, k: int = 100) -> Run:
-    """Each query's top ``k`` documents by BM25 (Lucene, k1=1.2, b=0.75)."""
-    import bm25s
-
-    from curator.retrieval.bm25 import _stemmer, build_bm25
+    """Each query's top ``k`` documents by BM25 (``curator.retrieval.bm25``: Lucene,
+    k1=1.2, b=0.75); a query with no indexed term retrieves nothing."""
+    from curator.retrieval.bm25 import build_bm25
 
     index = build_bm25(np.arange(len(data.doc_ids)), data.doc_texts)
-    vocab = index.retriever.vocab_dict
     query_ids = list(data.queries)
-    tokens = bm25s.tokenize(
-        [data.queries[q] for q in query_ids],
-        stopwords="en",
-        stemmer=_stemmer(),
-        return_ids=False,
-        show_progress=False,
-    )
-    run: Run = {}
     k = min(k, len(data.doc_ids))
-    for query_id, query_tokens in zip(query_ids, tokens, strict=True):
-        known = [t for t in query_tokens if t in vocab]
-        if not known:
-            run[query_id] = {}
-            continue
-        scores = np.asarray(index.retriever.get_scores(known), dtype=np.float32)
-        run[query_id] = _top(scores, data.doc_ids, k)
-    return run
+    all_scores = index.scores_many([data.queries[q] for q in query_ids])
+    return {
+        query_id: _top(scores, data.doc_ids, k) if scores.any() else {}
+        for query_id, scores in zip(query_ids, all_scores, strict=True)
+    }
 
 
 def _best(scores: np.ndarray, k: int) -> np.ndarray:
@@ -199,8 +186,3 @@ def hybrid_run(first: Run, second: Run, k: float = HYBRID_K, depth: int = 100) -
 def top_documents(run: Run, query_id: str, n: int = 10) -> list[tuple[str, float]]:
     """The ``n`` best (doc id, score) of one query in a run, best first."""
     return sorted((run.get(query_id) or {}).items(), key=lambda item: -item[1])[:n]
-
-
-def metrics_table(results: Mapping[str, Mapping[str, float]]) -> list[list]:
-    """Rows ``[system, ndcg@10, mrr@10, ...]`` rounded to 4 places, in insertion order."""
-    return [[system] + [round(values[m], 4) for m in METRICS] for system, values in results.items()]

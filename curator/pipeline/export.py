@@ -40,14 +40,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from trainer.dataset import (
+from curator.pipeline.training_set import (
     Example,
     TrainingSet,
     margin_mse_rows,
     teacher_scores,
     training_rows,
 )
-from trainer.dataset import choose_score_source as _choose_score_source
+from curator.pipeline.training_set import choose_score_source as _choose_score_source
 
 ST_FORMATS = ("st-pairs", "st-triplets", "st-ntuples", "st-margin-mse")
 FORMATS = (*ST_FORMATS, "flag", "beir", "judgments-jsonl", "judgments-csv")
@@ -231,7 +231,7 @@ def _umask() -> int:
 
 
 def choose_score_source(training_set: TrainingSet, wanted: str = "auto") -> str | None:
-    """``trainer.dataset.choose_score_source``, its error as an :class:`ExportError`."""
+    """``training_set.choose_score_source``, its error as an :class:`ExportError`."""
     try:
         return _choose_score_source(training_set, wanted)
     except ValueError as error:
@@ -264,7 +264,7 @@ def st_rows(
     """Rows of one split for a sentence-transformers format, and how many (example,
     positive) pairs were left out.
 
-    Pairs, triplets and n-tuples come from ``trainer.dataset.training_rows`` (one row per
+    Pairs, triplets and n-tuples come from ``training_set.training_rows`` (one row per
     positive; missing hard negatives filled with other queries' positives, as the trainer
     does). MarginMSE rows use only the example's own negatives that have a score from
     ``score_source`` (fillers have none), ``label`` = [score(positive) - score(negative_i)];

@@ -7,6 +7,7 @@ Snowball-stemmed: the setting that gives nDCG@10 0.679 on SciFact test.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,15 +32,23 @@ class BM25Index:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage (row order of ``ids``) for ``query``."""
+        return next(self.scores_many([query]))
+
+    def scores_many(self, queries: list[str]) -> Iterator[np.ndarray]:
+        """BM25 scores of every passage (row order of ``ids``) for each query in turn, the
+        queries tokenized in one batch; all zeros for a query with no indexed term."""
         import bm25s
 
-        tokens = bm25s.tokenize(
-            [query], stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
-        )[0]
-        known = [t for t in tokens if t in self.retriever.vocab_dict]
-        if not known:
-            return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self.retriever.get_scores(known), dtype=np.float32)
+        tokenized = bm25s.tokenize(
+            queries, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+        )
+        vocab = self.retriever.vocab_dict
+        for tokens in tokenized:
+            known = [t for t in tokens if t in vocab]
+            if not known:
+                yield np.zeros(len(self.ids), dtype=np.float32)
+            else:
+                yield np.asarray(self.retriever.get_scores(known), dtype=np.float32)
 
     def score_and_rank(self, query: str, passage_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(BM25 scores, 1-based ranks over the whole corpus) of ``passage_ids``.

@@ -31,6 +31,13 @@ from curator.pipeline.export import (
     ExportError,
     TargetExists,
 )
+from curator.pipeline.training_set import (
+    DEFAULT_EVAL_FRACTION,
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_SEED,
+    POLICIES,
+    TrainingSet,
+)
 from curator.services.annotate import _effective
 from curator.services.projects import require_project
 from curator.services.runs import recorded_run
@@ -46,13 +53,6 @@ from db.models import (
     RunStatus,
     Stage,
     utcnow,
-)
-from trainer.dataset import (
-    DEFAULT_EVAL_FRACTION,
-    DEFAULT_MIN_CONFIDENCE,
-    DEFAULT_SEED,
-    POLICIES,
-    TrainingSet,
 )
 
 __all__ = ["FORMATS", "ExportError", "ExportOptions", "ExportReport", "TargetExists"]

@@ -33,6 +33,7 @@ from sqlalchemy import func, insert, select
 from curator.pipeline.label_readers import LabelledQuery, read_beir_labels, read_flag_labels
 from curator.pipeline.readers import IngestError
 from curator.pipeline.text import content_hash
+from curator.pipeline.training_set import DEFAULT_SEED
 from curator.services.projects import require_project
 from curator.services.runs import recorded_run
 from db import Database
@@ -49,7 +50,6 @@ from db.models import (
     QueryStatus,
     Stage,
 )
-from trainer.dataset import DEFAULT_SEED
 
 IMPORT_FORMATS = ("beir", "flag")
 IMPORTED = "imported"  # model and prompt version of imported queries

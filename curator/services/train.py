@@ -29,17 +29,17 @@ import numpy as np
 from sqlalchemy import select
 
 from curator.locks import FileLock
-from curator.services.mine import project_slug
-from curator.services.projects import require_project
-from curator.services.training_set import load_training_set
-from db import Database
-from db.models import EmbeddingModel, EvaluationResult, Passage, RunStatus, TrainingRun, utcnow
-from trainer.dataset import (
+from curator.pipeline.training_set import (
     TrainingSet,
     choose_score_source,
     margin_mse_rows,
     training_rows,
 )
+from curator.services.mine import project_slug
+from curator.services.projects import require_project
+from curator.services.training_set import load_training_set
+from db import Database
+from db.models import EmbeddingModel, EvaluationResult, Passage, RunStatus, TrainingRun, utcnow
 from trainer.evaluate import RetrievalData, Run
 from trainer.finetune import StepCallback, TrainSettings
 

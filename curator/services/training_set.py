@@ -1,4 +1,5 @@
-"""Read the curated training set out of the database (see ``trainer.dataset`` for the rules).
+"""Read the curated training set out of the database (the rules are in
+``curator.pipeline.training_set``).
 
 ``load_training_set(database, project, policy=...)`` reads every generated query of the
 project that parsed, its latest proposal, its effective judgments and the passages they
@@ -12,6 +13,16 @@ from collections import defaultdict
 
 from sqlalchemy import func, insert, select
 
+from curator.pipeline.training_set import (
+    DEFAULT_EVAL_FRACTION,
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_SEED,
+    JudgmentRecord,
+    PassageRecord,
+    QueryRecord,
+    TrainingSet,
+    build_examples,
+)
 from curator.services.annotate import _effective
 from curator.services.projects import require_project
 from db import Database
@@ -26,16 +37,6 @@ from db.models import (
     QueryFlag,
     QuerySplit,
     QueryStatus,
-)
-from trainer.dataset import (
-    DEFAULT_EVAL_FRACTION,
-    DEFAULT_MIN_CONFIDENCE,
-    DEFAULT_SEED,
-    JudgmentRecord,
-    PassageRecord,
-    QueryRecord,
-    TrainingSet,
-    build_examples,
 )
 
 CHUNK = 900  # SQLite bound-parameter batches
