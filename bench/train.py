@@ -48,7 +48,7 @@ def main() -> None:
 
     import numpy as np
 
-    from curator.pipeline.negatives import Candidate, NegativeFilter, select_negatives
+    from curator.pipeline.negatives import GuideCandidate, NegativeFilter, select_negatives
     from curator.pipeline.training_set import Example, PassageRecord, TrainingSet, training_rows
     from curator.retrieval.guide import GuideModel, GuideSettings
     from trainer.evaluate import (
@@ -91,7 +91,7 @@ def main() -> None:
         top = np.argsort(-scores)[: args.depth]
         positives = [row_of[d] for d, r in train.qrels[query_id].items() if r > 0]
         selection = select_negatives(
-            [Candidate(int(i), float(scores[i]), rank) for rank, i in enumerate(top, start=1)],
+            [GuideCandidate(int(i), float(scores[i]), rank) for rank, i in enumerate(top, start=1)],
             {p: float(scores[p]) for p in positives},
             flt,
             limit=args.negatives,

@@ -8,8 +8,7 @@ import pytest
 from conftest import add_queries, write
 from sqlalchemy import select
 
-from curator.pipeline.negatives import Candidate as GuideCandidate
-from curator.pipeline.negatives import NegativeFilter, select_negatives
+from curator.pipeline.negatives import GuideCandidate, NegativeFilter, select_negatives
 from curator.services.ingest import ingest_path
 from curator.services.mine import MineOptions, mine_candidates
 from db.models import Candidate, GeneratedQuery, Passage

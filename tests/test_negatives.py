@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from curator.pipeline.negatives import (
-    Candidate,
+    GuideCandidate,
     NegativeFilter,
     diagnose,
     drop_reason,
@@ -13,9 +13,9 @@ from curator.pipeline.negatives import (
 )
 
 
-def cands(*scores: float) -> list[Candidate]:
+def cands(*scores: float) -> list[GuideCandidate]:
     """Candidates with ids 1.. and ranks in the order given (scores descending)."""
-    return [Candidate(passage_id=i, score=s, rank=i) for i, s in enumerate(scores, start=1)]
+    return [GuideCandidate(passage_id=i, score=s, rank=i) for i, s in enumerate(scores, start=1)]
 
 
 def test_relative_margin_keeps_candidates_below_95_percent_of_the_positive():
@@ -50,10 +50,10 @@ def test_several_positives_use_the_lowest_scoring_one():
     """Candidate 2 (0.70) beats the weaker positive (0.72 * 0.95 = 0.684): a likely false
     negative. Comparing with the strongest positive (0.90 * 0.95) would have kept it."""
     candidates = [
-        Candidate(10, 0.90, 1),
-        Candidate(2, 0.70, 2),
-        Candidate(11, 0.72, 3),
-        Candidate(3, 0.60, 4),
+        GuideCandidate(10, 0.90, 1),
+        GuideCandidate(2, 0.70, 2),
+        GuideCandidate(11, 0.72, 3),
+        GuideCandidate(3, 0.60, 4),
     ]
     positives = {10: 0.90, 11: 0.72}
     selection = select_negatives(candidates, positives, NegativeFilter())
@@ -89,8 +89,8 @@ def test_invalid_filters_are_refused(kwargs):
 
 
 def test_drop_reason_order_is_gist_before_margins():
-    assert drop_reason(Candidate(1, 0.95, 3), 0.9, NegativeFilter()) == "gist"
-    assert drop_reason(Candidate(1, 0.95, 40), 0.9, NegativeFilter()) == "rank"
+    assert drop_reason(GuideCandidate(1, 0.95, 3), 0.9, NegativeFilter()) == "gist"
+    assert drop_reason(GuideCandidate(1, 0.95, 40), 0.9, NegativeFilter()) == "rank"
 
 
 def test_diagnostics_count_discards_and_queries_left_without_negatives():

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from curator.pipeline.negatives import Candidate, NegativeFilter, drop_reason, positive_threshold
+from curator.pipeline.negatives import (
+    GuideCandidate,
+    NegativeFilter,
+    drop_reason,
+    positive_threshold,
+)
 
 DEFAULT_FILTER = NegativeFilter()
 
@@ -114,7 +119,7 @@ def propose_labels(
     for passage in sequence:
         if passage in positives or guide_scores.get(passage) is None:
             continue
-        candidate = Candidate(passage, guide_scores[passage], proposal.fused_rank[passage])
+        candidate = GuideCandidate(passage, guide_scores[passage], proposal.fused_rank[passage])
         if drop_reason(candidate, threshold, guard) is None:
             proposal.negatives.append(passage)
             if len(proposal.negatives) >= negatives:

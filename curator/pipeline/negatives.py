@@ -48,8 +48,9 @@ class NegativeFilter:
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A retrieved passage for one query: its id, guide score and 1-based guide rank."""
+class GuideCandidate:
+    """A passage the guide model retrieved for one query: its id, guide score and 1-based
+    guide rank (plain data; the stored row is ``db.models.Candidate``)."""
 
     passage_id: int
     score: float
@@ -60,7 +61,7 @@ class Candidate:
 class NegativeSelection:
     """The kept negatives (best first) and why each other candidate was dropped."""
 
-    negatives: list[Candidate] = field(default_factory=list)
+    negatives: list[GuideCandidate] = field(default_factory=list)
     dropped: dict[int, str] = field(default_factory=dict)
     threshold: float | None = None
 
@@ -73,7 +74,7 @@ def positive_threshold(positive_scores: Iterable[float]) -> float:
     return min(scores)
 
 
-def drop_reason(candidate: Candidate, threshold: float, flt: NegativeFilter) -> str | None:
+def drop_reason(candidate: GuideCandidate, threshold: float, flt: NegativeFilter) -> str | None:
     """Why ``candidate`` is not an admissible negative against ``threshold``, or None."""
     if not flt.min_rank <= candidate.rank <= flt.max_rank:
         return "rank"
@@ -89,7 +90,7 @@ def drop_reason(candidate: Candidate, threshold: float, flt: NegativeFilter) -> 
 
 
 def select_negatives(
-    candidates: Iterable[Candidate],
+    candidates: Iterable[GuideCandidate],
     positive_scores: Mapping[int, float],
     flt: NegativeFilter = NegativeFilter(),
     limit: int | None = None,
@@ -159,7 +160,7 @@ class Diagnostics:
 
 
 def diagnose(
-    queries: Iterable[tuple[list[Candidate], Mapping[int, float]]],
+    queries: Iterable[tuple[list[GuideCandidate], Mapping[int, float]]],
     flt: NegativeFilter = NegativeFilter(),
 ) -> Diagnostics:
     """Apply ``flt`` to each (candidates, positive scores) pair and count the outcome."""

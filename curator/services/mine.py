@@ -32,10 +32,8 @@ import numpy as np
 from sqlalchemy import delete, exists, insert, select
 
 from curator.pipeline.negatives import (
-    Candidate as GuideCandidate,
-)
-from curator.pipeline.negatives import (
     Diagnostics,
+    GuideCandidate,
     NegativeFilter,
     diagnose,
     select_negatives,
