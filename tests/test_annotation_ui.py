@@ -152,7 +152,9 @@ def test_marks_equal_to_the_proposal_are_an_accept_and_a_false_negative_replaces
         marks=marks(same, false_negative=[negative]),
     )
     assert "(accept)" in fixed.message
-    judgment = effective_judgments(db, same.query_id)["ann"]
+    with db.sessions() as session:
+        effective = effective_judgments(session, Judgment.query_id == same.query_id)
+    judgment = effective[same.query_id]["ann"]
     labels = {p.label for p in judgment.passages}
     assert "false_negative" in labels and "negative" not in labels
     assert [d for _, d, _ in decisions(db)] == ["accept", "accept"]

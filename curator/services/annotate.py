@@ -304,15 +304,11 @@ def undo_last(database: Database, annotator: str, *, project: str) -> int | None
         return target.id
 
 
-def effective_judgments(database: Database, query_id: int) -> dict[str, Judgment]:
-    """annotator username -> their effective judgment on the query (with its passages)."""
-    with database.sessions() as session:
-        return _effective(session, Judgment.query_id == query_id).get(query_id, {})
-
-
-def _effective(session: Session, condition) -> dict[int, dict[str, Judgment]]:
-    """query -> annotator username -> effective judgment, among the judgments matching
-    ``condition`` (a retraction carries its judgment's query, so both are in the set)."""
+def effective_judgments(session: Session, condition) -> dict[int, dict[str, Judgment]]:
+    """query -> annotator username -> effective (latest, not retracted) judgment, with its
+    passages loaded, among the judgments matching ``condition``, e.g.
+    ``GeneratedQuery.project_id == id`` (a retraction carries its judgment's query, so both
+    are in the set)."""
     from sqlalchemy.orm import selectinload
 
     rows = session.execute(
@@ -483,7 +479,7 @@ def agreement_report(database: Database, project: str) -> AgreementReport:
 
     project_id = require_project(database, project)
     with database.sessions() as session:
-        effective = _effective(session, GeneratedQuery.project_id == project_id)
+        effective = effective_judgments(session, GeneratedQuery.project_id == project_id)
         llm_positive: dict[int, int] = {}
         for query_id, passage_id in session.execute(
             select(ProposedLabel.query_id, ProposedLabel.passage_id)

@@ -38,7 +38,7 @@ from curator.pipeline.training_set import (
     POLICIES,
     TrainingSet,
 )
-from curator.services.annotate import _effective
+from curator.services.annotate import effective_judgments
 from curator.services.projects import require_project
 from curator.services.runs import recorded_run
 from curator.services.training_set import load_training_set
@@ -240,7 +240,7 @@ def _judgment_rows(
     with database.sessions() as session:
         effective = {
             j.id
-            for by_annotator in _effective(session, in_project).values()
+            for by_annotator in effective_judgments(session, in_project).values()
             for j in by_annotator.values()
         }
         labels: dict[int, dict[str, list[str]]] = {}

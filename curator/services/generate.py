@@ -552,11 +552,11 @@ def curated_examples(
     passage (cut to ``CURATED_PASSAGE_WORDS`` words). A query that copies its passage is
     left out even if accepted: as an example it would teach copying."""
     from curator.pipeline.generate import truncate_words
-    from curator.services.annotate import _effective
+    from curator.services.annotate import effective_judgments
     from db.models import Decision, Provenance
 
     with database.sessions() as session:
-        effective = _effective(session, GeneratedQuery.project_id == project_id)
+        effective = effective_judgments(session, GeneratedQuery.project_id == project_id)
         latest = {}
         for query_id, by_annotator in effective.items():
             judgment = max(by_annotator.values(), key=lambda j: j.id)

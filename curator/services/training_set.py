@@ -23,7 +23,7 @@ from curator.pipeline.training_set import (
     TrainingSet,
     build_examples,
 )
-from curator.services.annotate import _effective
+from curator.services.annotate import effective_judgments
 from curator.services.projects import require_project
 from db import Database
 from db.models import (
@@ -208,7 +208,7 @@ def _attach_flags(session, project_id: int, records: dict[int, QueryRecord]) -> 
 
 
 def _attach_judgments(session, project_id: int, records: dict[int, QueryRecord]) -> None:
-    effective = _effective(session, GeneratedQuery.project_id == project_id)
+    effective = effective_judgments(session, GeneratedQuery.project_id == project_id)
     for query_id, by_annotator in effective.items():
         record = records.get(query_id)
         if record is None:
