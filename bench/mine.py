@@ -2,9 +2,9 @@
 
 Part 1 (``--part encode``): encodes the whole SciFact corpus (5,183 passages, title + text,
 max_seq 256, batch 64) with each backend (torch fp32, bf16, onnx, onnx-int8), prints
-passages/s, the ratio to torch, and nDCG@10 on the SciFact test queries (exact search).
-nDCG@10 is computed here and checked against the published MTEB figure for torch
-(0.6451).
+passages/s, the ratio to torch, and nDCG@10 on the SciFact test queries (exact search,
+scored by pytrec_eval through ``trainer.evaluate.ir_metrics``), to compare with the
+published MTEB figure for torch (0.6451).
 
 Part 2 (``--part scale``): mining 10,000 queries over 100,000 passages through the real
 service, with the passage embeddings precomputed (random unit vectors put in the
@@ -19,8 +19,6 @@ RSS. Goal: under 60 s on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import random
 import resource
 import tempfile
@@ -34,33 +32,25 @@ SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
 
 
 def ndcg_at_10(ranked: list[list[str]], query_ids: list[str], qrels: dict[str, dict[str, int]]):
-    """Mean nDCG@10 (graded gains, log2 discount), the trec_eval / BEIR definition."""
-    total = 0.0
-    for qid, docs in zip(query_ids, ranked, strict=True):
-        gains = qrels[qid]
-        dcg = sum(gains.get(d, 0) / math.log2(i + 2) for i, d in enumerate(docs[:10]))
-        ideal = sorted(gains.values(), reverse=True)[:10]
-        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-        total += dcg / idcg if idcg else 0.0
-    return total / len(query_ids)
+    """Mean nDCG@10 of ranked document lists (best first), one per query id, scored by
+    ``trainer.evaluate.ir_metrics`` (pytrec_eval, the trec_eval / BEIR definition)."""
+    from trainer.evaluate import ir_metrics
+
+    run = {
+        q: {d: float(len(docs) - i) for i, d in enumerate(docs)}
+        for q, docs in zip(query_ids, ranked, strict=True)
+    }
+    return ir_metrics(run, {q: qrels[q] for q in query_ids})["ndcg@10"]
 
 
 def part_encode(backends: list[str]) -> None:
     from curator.retrieval.guide import GuideModel, GuideSettings
+    from trainer.evaluate import load_beir
 
-    docs = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").open()]
-    texts = [f"{d['title']} {d['text']}".strip() for d in docs]
-    doc_ids = [d["_id"] for d in docs]
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        q, d, s = line.split("\t")
-        qrels.setdefault(q, {})[d] = int(s)
-    queries = {}
-    for line in (SCIFACT / "queries.jsonl").open():
-        row = json.loads(line)
-        if row["_id"] in qrels:
-            queries[row["_id"]] = row["text"]
-    query_ids = sorted(queries, key=int)
+    test = load_beir(SCIFACT, "test")
+    texts, doc_ids = test.doc_texts, test.doc_ids
+    query_ids = sorted(test.queries, key=int)
+    qrels, queries = test.qrels, test.queries
     work = Path(tempfile.mkdtemp(prefix="curator-bench-mine-"))
     results = []
     for backend in backends:

@@ -13,7 +13,6 @@ setting, and k = 60), and the milliseconds per pair of each LLM method.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -47,20 +46,15 @@ def main() -> None:
         rankings_from_scores,
         reciprocal_rank_fusion,
     )
+    from curator.pipeline.label_readers import read_beir
     from curator.pipeline.likelihood import build_ql_prefix, ql_continuation
     from curator.pipeline.rerank import build_rc_prefix
     from curator.retrieval.guide import GuideModel, GuideSettings
 
-    docs = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").open()]
-    doc_ids = [d["_id"] for d in docs]
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:]:
-        q, d, s = line.split("\t")
-        qrels.setdefault(q, {})[d] = int(s)
-    texts = {}
-    for line in (SCIFACT / "queries.jsonl").open():
-        row = json.loads(line)
-        texts[row["_id"]] = row["text"]
+    train = read_beir(SCIFACT, "train")
+    docs = train.documents
+    doc_ids = [d.doc_id for d in docs]
+    qrels, texts = train.qrels, train.queries
     query_ids = sorted(random.Random(args.seed).sample(sorted(qrels), args.queries), key=int)
 
     guide = GuideModel(GuideSettings(backend="bf16"), work_dir=Path(tempfile.mkdtemp()))
@@ -69,7 +63,7 @@ def main() -> None:
         corpus = np.load(cache)
     else:
         print("encoding the SciFact corpus once (cached in bench/out/)...", flush=True)
-        corpus = guide.encode([f"{d['title']} {d['text']}".strip() for d in docs])
+        corpus = guide.encode([f"{d.title} {d.text}".strip() for d in docs])
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.save(cache, corpus)
     q_vectors = guide.encode([texts[q] for q in query_ids])
@@ -94,12 +88,12 @@ def main() -> None:
             per["guide"][int(j)] = float(sims[row, j])
             t = time.perf_counter()
             per["ql"][int(j)] = log_likelihood(
-                llm, build_ql_prefix(doc["title"], doc["text"]), ql_continuation(texts[qid])
+                llm, build_ql_prefix(doc.title, doc.text), ql_continuation(texts[qid])
             )[0]
             seconds["ql"] += time.perf_counter() - t
             t = time.perf_counter()
             per["rc"][int(j)] = yes_no_log_odds(
-                llm, build_rc_prefix(doc["title"], doc["text"], texts[qid])
+                llm, build_rc_prefix(doc.title, doc.text, texts[qid])
             )
             seconds["rc"] += time.perf_counter() - t
             pairs += 1

@@ -38,20 +38,13 @@ def test_generates_and_stores_real_queries_for_five_scifact_passages(
 
 
 def test_query_likelihood_prefers_the_relevant_passage(scifact_dir, local_llm):
-    corpus = {}
-    with (scifact_dir / "corpus.jsonl").open() as handle:
-        for line in handle:
-            doc = json.loads(line)
-            corpus[doc["_id"]] = doc
-    queries = {}
-    with (scifact_dir / "queries.jsonl").open() as handle:
-        for line in handle:
-            q = json.loads(line)
-            queries[q["_id"]] = q["text"]
-    qrels = [
-        line.split("\t")[:2]
-        for line in (scifact_dir / "qrels" / "test.tsv").read_text().splitlines()[1:11]
-    ]
+    from curator.pipeline.label_readers import read_beir
+
+    scifact = read_beir(scifact_dir, "test")
+    corpus = {d.doc_id: {"title": d.title, "text": d.text} for d in scifact.documents}
+    queries = scifact.queries
+    # the first 10 lines of test.tsv (dicts keep the file's order)
+    qrels = [(q, d) for q, docs in scifact.qrels.items() for d in docs][:10]
     doc_ids = sorted(corpus)
     wins = 0
     for query_id, doc_id in qrels:

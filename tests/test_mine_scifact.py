@@ -8,6 +8,7 @@ import pytest
 from conftest import add_queries, write
 from sqlalchemy import select
 
+from curator.pipeline.label_readers import read_beir
 from curator.pipeline.negatives import GuideCandidate, NegativeFilter, select_negatives
 from curator.services.ingest import ingest_path
 from curator.services.mine import MineOptions, mine_candidates
@@ -25,21 +26,16 @@ def scifact_mined(scifact_dir, guide_model, tmp_path_factory):
     from db.session import sqlite_url
 
     work = tmp_path_factory.mktemp("scifact-mine")
-    qrels: dict[str, list[str]] = {}
-    for line in (scifact_dir / "qrels" / "train.tsv").read_text().splitlines()[1:]:
-        query_id, doc_id, _ = line.split("\t")
-        qrels.setdefault(query_id, []).append(doc_id)
-    queries = {}
-    for line in (scifact_dir / "queries.jsonl").open():
-        row = json.loads(line)
-        queries[row["_id"]] = row["text"]
+    scifact = read_beir(scifact_dir, "train")
+    qrels = {q: list(docs) for q, docs in scifact.qrels.items()}
+    queries = scifact.queries
     chosen = sorted(qrels, key=int)[:N_QUERIES]
     wanted = {d for q in chosen for d in qrels[q]}
     docs = []
-    for line in (scifact_dir / "corpus.jsonl").open():
-        row = json.loads(line)
-        if row["_id"] in wanted or len(docs) < N_DOCS - len(wanted):
-            docs.append(line)
+    for record in scifact.documents:
+        if record.doc_id in wanted or len(docs) < N_DOCS - len(wanted):
+            row = {"_id": record.doc_id, "title": record.title, "text": record.text}
+            docs.append(json.dumps(row) + "\n")
     corpus = write(work / "corpus.jsonl", "".join(docs))
     database = open_database(sqlite_url(work / "curator.db"))
     ingest_path(database, "scifact", corpus)

@@ -67,16 +67,13 @@ def test_load_beir_names_file_and_line(tmp_path):
 
 
 def scifact_rows(scifact_dir, n=32):
-    corpus = {}
-    for line in (scifact_dir / "corpus.jsonl").open():
-        row = json.loads(line)
-        corpus[row["_id"]] = f"{row['title']}\n{row['text']}"
-    queries = {r["_id"]: r["text"] for r in map(json.loads, (scifact_dir / "queries.jsonl").open())}
+    """The first ``n`` SciFact train queries (in qrels order) with their first positive."""
+    train = load_beir(scifact_dir, "train")
+    corpus = dict(zip(train.doc_ids, train.doc_texts, strict=True))
     rows = []
-    for line in (scifact_dir / "qrels" / "train.tsv").read_text().splitlines()[1:]:
-        query_id, doc_id, _ = line.split("\t")
-        if all(r["anchor"] != queries[query_id] for r in rows):
-            rows.append({"anchor": queries[query_id], "positive": corpus[doc_id]})
+    for query_id, docs in train.qrels.items():
+        if all(r["anchor"] != train.queries[query_id] for r in rows):
+            rows.append({"anchor": train.queries[query_id], "positive": corpus[next(iter(docs))]})
         if len(rows) == n:
             return rows
 

@@ -52,31 +52,20 @@ class RetrievalData:
 
 def load_beir(folder: str | Path, split: str = "test") -> RetrievalData:
     """A BEIR dataset folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``),
-    read by the project's own readers: errors name the file, line and field. Document text
-    is ``title + "\\n" + text`` when a title is present (the evaluation convention)."""
-    from curator.pipeline.label_readers import read_beir_queries, read_qrels
-    from curator.pipeline.readers import IngestError, read_records
+    read by ``curator.pipeline.label_readers.read_beir``: errors name the file, line and
+    field. Document text is ``title + "\\n" + text`` when a title is present (the
+    evaluation convention)."""
+    from curator.pipeline.label_readers import read_beir
 
     folder = Path(folder)
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    for path in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: not found (a BEIR folder needs it)")
-    qrels: Qrels = {}
-    for _, query_id, doc_id, score in read_qrels(qrels_path):
-        qrels.setdefault(query_id, {})[doc_id] = int(score)
-    queries = {
-        query_id: text
-        for query_id, (text, _, _) in read_beir_queries(folder / "queries.jsonl").items()
-        if query_id in qrels
-    }
-    doc_ids, doc_texts = [], []
-    for record in read_records(folder / "corpus.jsonl", "beir"):
-        if isinstance(record, IngestError):
-            raise record
-        doc_ids.append(record.doc_id)
-        doc_texts.append(f"{record.title}\n{record.text}" if record.title else record.text)
-    return RetrievalData(doc_ids, doc_texts, queries, qrels, name=f"{folder.name}/{split}")
+    beir = read_beir(folder, split)
+    return RetrievalData(
+        [d.doc_id for d in beir.documents],
+        [f"{d.title}\n{d.text}" if d.title else d.text for d in beir.documents],
+        beir.queries,
+        beir.qrels,
+        name=f"{folder.name}/{split}",
+    )
 
 
 def ir_metrics(run: Run, qrels: Qrels) -> dict[str, float]:

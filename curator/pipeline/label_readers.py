@@ -1,4 +1,6 @@
-"""Readers for existing labelled datasets: BEIR qrels and FlagEmbedding JSONL.
+"""Readers for existing labelled datasets: BEIR qrels and FlagEmbedding JSONL, and
+:func:`read_beir`, the one reader of a whole BEIR folder (corpus, queries, qrels of a
+split) that evaluation, benchmarks and tests use.
 
 Each reader turns files into :class:`LabelledQuery` rows (plain data) and raises
 :class:`~curator.pipeline.readers.IngestError` naming the file, the line and the field for
@@ -25,10 +27,12 @@ from typing import Any
 
 from curator.pipeline.readers import (
     IngestError,
+    SourceRecord,
     delimited_rows,
     id_problem,
     parse_json_line,
     read_lines,
+    read_records,
     require_file,
     text_problem,
 )
@@ -222,3 +226,38 @@ def read_flag_labels(path: Path) -> list[LabelledQuery]:
                 raise IngestError(file, number, "pos", "needs at least one text")
             found.append(labelled)
     return found
+
+
+@dataclass
+class BeirDataset:
+    """A BEIR folder read for evaluation: the corpus in file order, the queries that have
+    a qrels line in the split, and the qrels ``{query id: {corpus id: score}}``."""
+
+    documents: list[SourceRecord]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def read_beir(folder: Path, split: str = "test") -> BeirDataset:
+    """A BEIR dataset folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``)
+    through the project's readers: any problem raises :class:`IngestError` naming the
+    file, line and field (a missing file: ``FileNotFoundError``)."""
+    folder = Path(folder)
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    for path in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_path):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found (a BEIR folder needs it)")
+    qrels: dict[str, dict[str, int]] = {}
+    for _, query_id, doc_id, score in read_qrels(qrels_path):
+        qrels.setdefault(query_id, {})[doc_id] = int(score)
+    queries = {
+        query_id: text
+        for query_id, (text, _, _) in read_beir_queries(folder / "queries.jsonl").items()
+        if query_id in qrels
+    }
+    documents = []
+    for record in read_records(folder / "corpus.jsonl", "beir"):
+        if isinstance(record, IngestError):
+            raise record
+        documents.append(record)
+    return BeirDataset(documents, queries, qrels)
