@@ -161,9 +161,11 @@ def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.pipeline.negatives import guard_histogram
     from curator.services.mine import mining_diagnostics
 
-    result = mining_diagnostics(_open(settings), settings.project, _negative_filter(args))
+    flt = _negative_filter(args)
+    result = mining_diagnostics(_open(settings), settings.project, flt)
     print(f"{result.queries} mined queries, {result.candidates} non-positive candidates")
     print(f"kept as admissible negatives: {result.kept}")
     for reason, n in sorted(result.dropped.items()):
@@ -174,22 +176,14 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
         f"{result.queries_with_weak_positive}"
     )
     if result.relative_scores:
-        print("\ncandidate score / positive score (in the rank window):")
-        edges = [0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, float("inf")]
-        counts = [0] * (len(edges) - 1)
-        for value in result.relative_scores:
-            for i in range(len(counts)):
-                if edges[i] <= value < edges[i + 1] or (i == 0 and value < 0):
-                    counts[i] += 1
-                    break
-        peak = max(counts) or 1
-        for i, n in enumerate(counts):
-            label = (
-                f"{edges[i]:.2f}-{edges[i + 1]:.2f}"
-                if edges[i + 1] != float("inf")
-                else f">= {edges[i]:.2f}"
-            )
-            print(f"  {label:<11} {'#' * round(40 * n / peak):<40} {n}")
+        cut = flt.relative_margin if flt.relative_margin is not None else 1.0
+        print(f"\ncandidate score / positive score (in the rank window; x: >= {cut:.2f}):")
+        bars = guard_histogram(result.relative_scores, cut, bins=20)
+        peak = max(b.count for b in bars) or 1
+        for b in bars:
+            bar = ("x" if b.discarded else "#") * round(40 * b.count / peak)
+            label = f"{b.start:.2f}-{b.end:.2f}"
+            print(f"  {label:<11} {bar:<40} {b.count}")
     return 0
 
 

@@ -145,6 +145,25 @@ def test_diagnostics_for_a_threshold(small, tmp_path, guide_model):
     assert len(strict.relative_scores) == 33 and max(strict.relative_scores) < 1.0
 
 
+def test_cli_diagnose_prints_the_guard_histogram(small, tmp_path, guide_model, capsys):
+    """``curator diagnose`` bins the ratios with the app's function: one bar edge at the
+    relative margin, bars past it drawn with x, every candidate counted once."""
+    from curator.cli import main
+
+    mine_candidates(small, "p", tmp_path / "data", MineOptions(top_n=12), guide=guide_model)
+    capsys.readouterr()
+    data = str(tmp_path / "data")
+    code = main(["--data-dir", data, "--project", "p", "diagnose", "--relative-margin", "0.5"])
+    out = capsys.readouterr().out
+    assert code == 0 and "(in the rank window; x: >= 0.50)" in out
+    bars = [line.split() for line in out.splitlines() if line.startswith("  ") and "-" in line]
+    assert sum(int(bar[-1]) for bar in bars) == 33
+    assert any(bar[0].endswith("-0.50") for bar in bars)  # an edge at the cut
+    ratios = mining_diagnostics(small, "p", NegativeFilter(relative_margin=0.5)).relative_scores
+    past = sum(int(bar[-1]) for bar in bars if "x" in bar[1])
+    assert past == sum(r >= 0.5 for r in ratios) > 0
+
+
 def test_a_project_without_passages_is_refused(database, tmp_path, guide_model):
     from curator.services.projects import ensure_project
 

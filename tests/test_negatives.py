@@ -9,6 +9,7 @@ from curator.pipeline.negatives import (
     NegativeFilter,
     diagnose,
     drop_reason,
+    guard_histogram,
     select_negatives,
 )
 
@@ -114,3 +115,14 @@ def test_diagnostics_count_queries_whose_positive_the_guide_finds_unrelated():
     result = diagnose([(cands(0.30, 0.20), {9: -0.05})], NegativeFilter())
     assert result.queries_with_weak_positive == 1 and result.relative_scores == []
     assert result.dropped == {"gist": 2} and result.queries_without_negative == 1
+
+
+def test_guard_histogram_puts_an_edge_at_the_cut_and_counts_every_value():
+    values = [0.1, 0.42, 0.5, 0.55, 0.93, 1.2]
+    bars = guard_histogram(values, cut=0.5, bins=10)
+    assert sum(b.count for b in bars) == len(values)
+    assert any(b.start == 0.5 for b in bars)  # no bar straddles the cut
+    assert all(b.discarded == (b.start >= 0.5) for b in bars)
+    assert sum(b.count for b in bars if b.discarded) == 4  # 0.5, 0.55, 0.93, 1.2
+    assert bars[0].start <= 0.1 and bars[-1].end >= 1.2
+    assert guard_histogram([], cut=0.95)[0].count == 0

@@ -185,3 +185,39 @@ def diagnose(
         else:
             result.relative_scores.extend(score / threshold for score in judged)
     return result
+
+
+@dataclass(frozen=True)
+class HistogramBin:
+    """One bar of a guard histogram: ``[start, end)`` (the last bar includes ``end``), how
+    many values fall in it, and whether it lies past the cut (what the rule discards)."""
+
+    start: float
+    end: float
+    count: int
+    discarded: bool
+
+
+def guard_histogram(values: Iterable[float], cut: float, bins: int = 40) -> list[HistogramBin]:
+    """``values`` (e.g. :attr:`Diagnostics.relative_scores` or ``score_gaps``) in about
+    ``bins`` equal bins over their range and ``cut``, one edge exactly at ``cut`` so each bar
+    is wholly kept or wholly discarded (bars from ``cut`` up are ``discarded``). The CLI's
+    ``curator diagnose`` prints these bars; the app draws them."""
+    import math
+
+    import numpy as np
+
+    data = np.asarray(list(values), dtype=float)
+    low = min(float(data.min()) if data.size else cut, cut)
+    high = max(float(data.max()) if data.size else cut, cut)
+    width = (high - low) / bins or 0.05
+    start = cut - math.ceil((cut - low) / width - 1e-9) * width
+    count = max(1, math.ceil((high - start) / width + 1e-9))
+    if start + count * width <= high:
+        count += 1
+    edges = start + width * np.arange(count + 1)
+    counts, _ = np.histogram(data, bins=edges)
+    return [
+        HistogramBin(round(float(a), 6), round(float(b), 6), int(n), bool(a >= cut - 1e-9))
+        for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
+    ]
