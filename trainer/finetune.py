@@ -186,12 +186,7 @@ def fine_tune(
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from datasets import Dataset
-    from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from transformers import TrainerCallback
+    from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
     from transformers.trainer_callback import PrinterCallback
 
     output_dir = Path(output_dir)
@@ -201,48 +196,14 @@ def fine_tune(
     model = load_model(base_model, settings.max_seq_length)
     loss = _loss(model, settings, guide_model)
     dataset = Dataset.from_list(rows)
-    batch_size = min(settings.batch_size, len(rows))
-    import torch
-
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=settings.learning_rate,
-        warmup_steps=warmup_for(len(rows), batch_size, settings),
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="steps",
-        save_steps=settings.save_steps,
-        save_total_limit=1,
-        logging_steps=settings.logging_steps,
-        report_to="none",
-        seed=settings.seed,
-        # keep the last, smaller batch: with few rows the no-duplicates sampler may fill
-        # no complete batch at all
-        dataloader_drop_last=False,
-        disable_tqdm=True,
-    )
+    args = _training_arguments(checkpoints, len(rows), settings, bf16)
     curve: list[dict[str, float]] = []
-
-    class Report(TrainerCallback):
-        """Loss points into ``curve``; ``on_step`` once per step (with the step's loss when
-        it is logged, which the trainer does after ``on_step_end``)."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                curve.append({"step": state.global_step, "loss": float(logs["loss"])})
-                if on_step:
-                    on_step(state.global_step, state.max_steps, curve[-1]["loss"])
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if on_step and state.global_step % max(1, args.logging_steps):
-                on_step(state.global_step, state.max_steps, None)
-
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Report()]
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=loss,
+        callbacks=[_progress_callback(curve, on_step)],
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through on_step instead
     last = last_complete_checkpoint(checkpoints)
@@ -266,6 +227,57 @@ def fine_tune(
         resumed_from=str(last) if last else None,
         bf16=bf16,
     )
+
+
+def _training_arguments(checkpoints: Path, n_rows: int, settings: TrainSettings, bf16: bool):
+    """The trainer's arguments for ``n_rows`` rows: checkpoints every ``save_steps`` in
+    ``checkpoints`` (the last one kept), the no-duplicates batch sampler, CPU unless CUDA."""
+    import torch
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
+
+    batch_size = min(settings.batch_size, n_rows)
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=settings.learning_rate,
+        warmup_steps=warmup_for(n_rows, batch_size, settings),
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=1,
+        logging_steps=settings.logging_steps,
+        report_to="none",
+        seed=settings.seed,
+        # keep the last, smaller batch: with few rows the no-duplicates sampler may fill
+        # no complete batch at all
+        dataloader_drop_last=False,
+        disable_tqdm=True,
+    )
+
+
+def _progress_callback(curve: list[dict[str, float]], on_step: StepCallback | None):
+    """A trainer callback that appends loss points to ``curve`` and calls ``on_step`` once
+    per step (with the step's loss when it is logged, which the trainer does after
+    ``on_step_end``)."""
+    from transformers import TrainerCallback
+
+    class Report(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                curve.append({"step": state.global_step, "loss": float(logs["loss"])})
+                if on_step:
+                    on_step(state.global_step, state.max_steps, curve[-1]["loss"])
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if on_step and state.global_step % max(1, args.logging_steps):
+                on_step(state.global_step, state.max_steps, None)
+
+    return Report()
 
 
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")

@@ -277,6 +277,7 @@ def _store(
     options: RerankOptions,
     report: RerankReport,
 ) -> None:
+    """Fuse one query's scores, propose its labels, and store scores and labels."""
     rankings = rankings_from_scores(scores)
     fused = reciprocal_rank_fusion(rankings, options.k)
     guide_scores = {p.passage_id: p.guide_score for p in query.pairs}
@@ -292,65 +293,78 @@ def _store(
         options.negative_rank,
         options.negatives,
     )
-    score_rows = [
+    score_rows = _score_rows(query.id, run_id, model, scores, rankings, options)
+    fused_scores = {"rrf": {pid: fused[pid] for pid in order}}
+    score_rows += _score_rows(
+        query.id, run_id, model, fused_scores, {"rrf": proposal.fused_rank}, options
+    )
+    label_rows = _label_rows(query.id, run_id, proposal)
+    _write_scores_and_labels(database, query.id, model, score_rows, label_rows)
+    report.queries_reranked += 1
+    report.positive_changed += proposal.differs_from_seed
+
+
+def _score_rows(
+    query_id: int,
+    run_id: int,
+    model: str,
+    scores: dict[str, dict[int, float | None]],
+    ranks: dict[str, dict[int, int]],
+    options: RerankOptions,
+) -> list[dict]:
+    """``llm_scores`` rows of one query: each method's score and rank of each passage
+    (the guide's own scores are stored by mining, not here); ``rrf`` carries the fusion
+    setting as its prompt version."""
+    return [
         {
-            "query_id": query.id,
+            "query_id": query_id,
             "passage_id": pid,
             "method": method,
             "score": score,
-            "rank": rankings[method].get(pid),
+            "rank": ranks[method].get(pid),
             "model": model,
-            "prompt_version": PROMPT_VERSIONS[method],
+            "prompt_version": options.fusion_version
+            if method == "rrf"
+            else PROMPT_VERSIONS[method],
             "run_id": run_id,
         }
-        for method in options.methods
+        for method, by_passage in scores.items()
         if method != "guide"
-        for pid, score in scores[method].items()
+        for pid, score in by_passage.items()
     ]
-    score_rows += [
+
+
+def _label_rows(query_id: int, run_id: int, proposal) -> list[dict]:
+    """``proposed_labels`` rows: the proposed positive (fused rank 1), then the negatives."""
+    labelled = [(proposal.positive, LabelKind.POSITIVE.value, 1)] + [
+        (pid, LabelKind.NEGATIVE.value, proposal.fused_rank[pid]) for pid in proposal.negatives
+    ]
+    return [
         {
-            "query_id": query.id,
+            "query_id": query_id,
             "passage_id": pid,
-            "method": "rrf",
-            "score": fused[pid],
-            "rank": proposal.fused_rank[pid],
-            "model": model,
-            "prompt_version": options.fusion_version,
-            "run_id": run_id,
-        }
-        for pid in order
-    ]
-    label_rows = [
-        {
-            "query_id": query.id,
-            "passage_id": proposal.positive,
-            "label": LabelKind.POSITIVE.value,
+            "label": label,
             "provenance": Provenance.LLM.value,
-            "fused_rank": 1,
+            "fused_rank": rank,
             "confidence": proposal.confidence,
             "differs_from_seed": proposal.differs_from_seed,
             "run_id": run_id,
         }
-    ] + [
-        {
-            "query_id": query.id,
-            "passage_id": pid,
-            "label": LabelKind.NEGATIVE.value,
-            "provenance": Provenance.LLM.value,
-            "fused_rank": proposal.fused_rank[pid],
-            "confidence": proposal.confidence,
-            "differs_from_seed": proposal.differs_from_seed,
-            "run_id": run_id,
-        }
-        for pid in proposal.negatives
+        for pid, label, rank in labelled
     ]
+
+
+def _write_scores_and_labels(
+    database: Database, query_id: int, model: str, score_rows: list[dict], label_rows: list[dict]
+) -> None:
+    """Insert one query's scores and proposed labels in one transaction. A score row of an
+    earlier, different fusion setting may exist for the same (query, passage, method,
+    model, prompt version): the first is kept, the rest are added."""
     with database.sessions() as session, session.begin():
-        # a score row of an earlier, different fusion setting may exist for the same
-        # (query, passage, method, model, prompt version): keep the first, add the rest
         existing = set(
             session.execute(
                 select(LLMScore.passage_id, LLMScore.method, LLMScore.prompt_version).where(
-                    LLMScore.query_id == query.id, LLMScore.model == model
+                    LLMScore.query_id == query_id, LLMScore.model == model
                 )
             ).all()
         )
@@ -362,5 +376,3 @@ def _store(
         if fresh:
             session.execute(insert(LLMScore), fresh)
         session.execute(insert(ProposedLabel), label_rows)
-    report.queries_reranked += 1
-    report.positive_changed += proposal.differs_from_seed

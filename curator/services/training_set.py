@@ -17,6 +17,7 @@ from curator.pipeline.training_set import (
     DEFAULT_EVAL_FRACTION,
     DEFAULT_MIN_CONFIDENCE,
     DEFAULT_SEED,
+    Example,
     JudgmentRecord,
     PassageRecord,
     QueryRecord,
@@ -42,7 +43,7 @@ from db.models import (
 CHUNK = 900  # SQLite bound-parameter batches
 
 
-def _chunks(values: list[int], size: int = CHUNK):
+def _chunks(values: list, size: int = CHUNK):
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -63,33 +64,7 @@ def load_training_set(
     the labelled pairs (for MarginMSE and FlagEmbedding's score fields)."""
     project_id = require_project(database, project)
     with database.sessions() as session:
-        records: dict[int, QueryRecord] = {}
-        for row in session.execute(
-            select(
-                GeneratedQuery.id,
-                GeneratedQuery.seed_passage_id,
-                GeneratedQuery.task,
-                GeneratedQuery.query,
-                GeneratedQuery.model,
-                GeneratedQuery.prompt_version,
-            )
-            .where(
-                GeneratedQuery.project_id == project_id,
-                GeneratedQuery.status == QueryStatus.OK.value,
-            )
-            .order_by(GeneratedQuery.id)
-        ):
-            records[row.id] = QueryRecord(
-                query_id=row.id,
-                seed_passage_id=row.seed_passage_id,
-                task=row.task,
-                query=row.query,
-                model=row.model,
-                prompt_version=row.prompt_version,
-            )
-        _attach_proposals(session, project_id, records)
-        _attach_flags(session, project_id, records)
-        _attach_judgments(session, project_id, records)
+        records = _query_records(session, project_id)
         stored = dict(
             session.execute(
                 select(QuerySplit.query_id, QuerySplit.split)
@@ -97,17 +72,7 @@ def load_training_set(
                 .where(GeneratedQuery.project_id == project_id, QuerySplit.seed == seed)
             ).all()
         )
-        snapshot = {
-            "max_judgment_id": max(
-                (j.judgment_id for r in records.values() for j in r.judgments), default=None
-            ),
-            "max_proposal_run_id": session.scalar(
-                select(func.max(ProposedLabel.run_id))
-                .join(GeneratedQuery, GeneratedQuery.id == ProposedLabel.query_id)
-                .where(GeneratedQuery.project_id == project_id)
-            ),
-            "queries": len(records),
-        }
+        snapshot = _snapshot(session, project_id, records)
     examples, dropped = build_examples(
         list(records.values()),
         policy,
@@ -117,31 +82,9 @@ def load_training_set(
         stored_splits=stored,
     )
     if store_split:
-        new = [
-            {"query_id": e.query_id, "seed": seed, "split": e.split}
-            for e in examples
-            if e.query_id not in stored
-        ]
-        if new:
-            with database.sessions() as session, session.begin():
-                for part in range(0, len(new), CHUNK):
-                    session.execute(insert(QuerySplit), new[part : part + CHUNK])
-    needed = sorted(
-        {
-            p
-            for e in examples
-            for p in (*e.positives, *e.negatives, *e.false_negatives, e.seed_passage_id)
-        }
-    )
-    passages: dict[int, PassageRecord] = {}
+        _store_new_splits(database, examples, stored, seed)
     with database.sessions() as session:
-        for ids in _chunks(needed):
-            for row in session.execute(
-                select(Passage.id, Passage.external_id, Passage.title, Passage.text).where(
-                    Passage.id.in_(ids)
-                )
-            ):
-                passages[row.id] = PassageRecord(row.id, row.external_id, row.title, row.text)
+        passages = _passages(session, examples)
         if with_scores:
             _attach_scores(session, examples)
     return TrainingSet(
@@ -155,6 +98,89 @@ def load_training_set(
         snapshot=snapshot,
         dropped=dropped,
     )
+
+
+def _query_records(session, project_id: int) -> dict[int, QueryRecord]:
+    """query id -> record, for every query of the project that parsed, with its latest
+    proposal, flags and effective judgments attached."""
+    records: dict[int, QueryRecord] = {}
+    for row in session.execute(
+        select(
+            GeneratedQuery.id,
+            GeneratedQuery.seed_passage_id,
+            GeneratedQuery.task,
+            GeneratedQuery.query,
+            GeneratedQuery.model,
+            GeneratedQuery.prompt_version,
+        )
+        .where(
+            GeneratedQuery.project_id == project_id,
+            GeneratedQuery.status == QueryStatus.OK.value,
+        )
+        .order_by(GeneratedQuery.id)
+    ):
+        records[row.id] = QueryRecord(
+            query_id=row.id,
+            seed_passage_id=row.seed_passage_id,
+            task=row.task,
+            query=row.query,
+            model=row.model,
+            prompt_version=row.prompt_version,
+        )
+    _attach_proposals(session, project_id, records)
+    _attach_flags(session, project_id, records)
+    _attach_judgments(session, project_id, records)
+    return records
+
+
+def _snapshot(session, project_id: int, records: dict[int, QueryRecord]) -> dict:
+    """What the set was built from: the newest judgment and proposal run, the query count."""
+    return {
+        "max_judgment_id": max(
+            (j.judgment_id for r in records.values() for j in r.judgments), default=None
+        ),
+        "max_proposal_run_id": session.scalar(
+            select(func.max(ProposedLabel.run_id))
+            .join(GeneratedQuery, GeneratedQuery.id == ProposedLabel.query_id)
+            .where(GeneratedQuery.project_id == project_id)
+        ),
+        "queries": len(records),
+    }
+
+
+def _store_new_splits(
+    database: Database, examples: list[Example], stored: dict[int, str], seed: int
+) -> None:
+    """Store the split of each example that has none yet for ``seed``."""
+    new = [
+        {"query_id": e.query_id, "seed": seed, "split": e.split}
+        for e in examples
+        if e.query_id not in stored
+    ]
+    if new:
+        with database.sessions() as session, session.begin():
+            for part in _chunks(new):
+                session.execute(insert(QuerySplit), part)
+
+
+def _passages(session, examples: list[Example]) -> dict[int, PassageRecord]:
+    """Every passage the examples name (labels and seeds), by id."""
+    needed = sorted(
+        {
+            p
+            for e in examples
+            for p in (*e.positives, *e.negatives, *e.false_negatives, e.seed_passage_id)
+        }
+    )
+    passages: dict[int, PassageRecord] = {}
+    for ids in _chunks(needed):
+        for row in session.execute(
+            select(Passage.id, Passage.external_id, Passage.title, Passage.text).where(
+                Passage.id.in_(ids)
+            )
+        ):
+            passages[row.id] = PassageRecord(row.id, row.external_id, row.title, row.text)
+    return passages
 
 
 def _attach_proposals(session, project_id: int, records: dict[int, QueryRecord]) -> None:
