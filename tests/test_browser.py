@@ -274,7 +274,9 @@ def card_server(tmp_path_factory, guide_model):
     from conftest import mine_small_project
 
     if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+        skip_unless_required(
+            "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+        )
     root = tmp_path_factory.mktemp("card")
     database = open_database(sqlite_url(root / "data" / "curator.db"))
     mine_small_project(
