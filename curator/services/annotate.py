@@ -198,6 +198,7 @@ def record_judgment(
     edited_query: str | None = None,
     reject_reason: str | None = None,
     note: str | None = None,
+    edited_texts: dict[int, str] | None = None,
 ) -> int:
     """Append one judgment and return its id.
 
@@ -206,6 +207,11 @@ def record_judgment(
     - ``override``: the given positives (at least one), negatives and false negatives.
     - ``reject``: the query is unanswerable or bad (``reject_reason``); no passages.
     An ``edited_query`` replaces the query text for training and export.
+    ``edited_texts`` (passage id -> the annotator's corrected passage text, without its
+    title) is kept with the judgment's passages (``judgment_passages.edited_text``, as the
+    models see it: title line, then the corrected text); the passage's own text is never
+    changed. Only passages the judgment marks can carry an edit; an edit equal to the
+    original is not stored.
     """
     if decision not in (Decision.ACCEPT, Decision.OVERRIDE, Decision.REJECT):
         raise JudgmentError(f"decision must be accept, override or reject, got {decision!r}")
@@ -253,17 +259,41 @@ def record_judgment(
             note=note,
             provenance=Provenance.HUMAN.value,
         )
-        judgment.passages = (
-            [JudgmentPassage(passage_id=p, label=JudgedLabel.POSITIVE.value) for p in positives]
-            + [JudgmentPassage(passage_id=p, label=JudgedLabel.NEGATIVE.value) for p in negatives]
-            + [
-                JudgmentPassage(passage_id=p, label=JudgedLabel.FALSE_NEGATIVE.value)
-                for p in false_negatives
-            ]
-        )
+        edits = _passage_edits(session, edited_texts or {}, marked)
+        judgment.passages = [
+            JudgmentPassage(passage_id=p, label=label.value, edited_text=edits.get(p))
+            for label, ids in (
+                (JudgedLabel.POSITIVE, positives),
+                (JudgedLabel.NEGATIVE, negatives),
+                (JudgedLabel.FALSE_NEGATIVE, false_negatives),
+            )
+            for p in ids
+        ]
         session.add(judgment)
         session.flush()
         return judgment.id
+
+
+def _passage_edits(session: Session, edited: dict[int, str], marked: list[int]) -> dict[int, str]:
+    """passage id -> the text to store as ``edited_text`` (title line, then the edited
+    text) for the edits that change a marked passage; an edit of an unmarked passage or
+    an empty one is refused."""
+    stray = sorted(set(edited) - set(marked))
+    if stray:
+        raise JudgmentError(
+            f"passages {stray} are edited but not marked in this judgment: mark them, or "
+            "drop the edit"
+        )
+    out = {}
+    for passage_id, text in edited.items():
+        body = (text or "").strip()
+        if not body:
+            raise JudgmentError(f"the edit of passage {passage_id} is empty")
+        passage = session.get(Passage, passage_id)
+        if body == passage.text.strip():
+            continue
+        out[passage_id] = f"{passage.title}\n{body}" if passage.title else body
+    return out
 
 
 def undo_last(database: Database, annotator: str, *, project: str) -> int | None:
@@ -302,6 +332,15 @@ def undo_last(database: Database, annotator: str, *, project: str) -> int | None
             )
         )
         return target.id
+
+
+def judgment_query_id(database: Database, judgment_id: int) -> int:
+    """The query judgment ``judgment_id`` is about (e.g. the one an undo brings back)."""
+    with database.sessions() as session:
+        judgment = session.get(Judgment, judgment_id)
+        if judgment is None:
+            raise JudgmentError(f"no judgment with id {judgment_id}")
+        return judgment.query_id
 
 
 def effective_judgments(database: Database, query_id: int) -> dict[str, Judgment]:
