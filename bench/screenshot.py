@@ -117,9 +117,10 @@ def main() -> None:
         search = page.get_by_label("Search passages (id, title or text)")
         search.wait_for(timeout=60_000)
         if "passages" in pages:
+            page.locator("[role=gridcell]").first.wait_for(timeout=30_000)  # the load's page
             search.fill("decorator")
             search.press("Enter")
-            page.locator("[role=gridcell]").first.wait_for(timeout=30_000)
+            page.get_by_text("page 1 of 1").wait_for(timeout=30_000)
             page.locator("[role=gridcell]").nth(0).click()
             time.sleep(1.5)
             out = ROOT / "assets" / "passages.png"

@@ -169,13 +169,93 @@ def test_corpus_markup_stays_text_in_the_page(db):
     assert "<" not in page.header and "<" not in page.message
 
 
-def test_agreement_tables(db):
-    from curator.ui.annotation import agreement_tables
+def test_agreement_tables(db, tmp_path):
+    from curator.ui.agreement import agreement_tables
+    from curator.ui.context import Context
+
+    ctx = Context(db, "p", tmp_path)
 
     page = show(db, "p", "<i>ann</i>", "not_judged")
     act(db, "p", "<i>ann</i>", "not_judged", page.query_id, "accept")
     act(db, "p", "bob", "all", page.query_id, "accept")
-    summary, people, pairs = agreement_tables(db, "p")
+    summary, people, pairs = agreement_tables(ctx)
     assert "over 1 queries" in summary and "**1.000**" in summary  # both kept the LLM's
     assert [row[0] for row in people] == ["<i>ann</i>", "bob"]  # Dataframe cells are text
     assert pairs[0][3] == 1
+
+
+def test_a_passage_edit_is_kept_with_the_judgment_and_used_by_the_export(db, tmp_path):
+    import zipfile
+
+    from curator.ui.export_panel import run_export
+    from db.models import JudgmentPassage, Passage
+
+    fixed = "Green tea leaves are steamed, then dried; never fermented."
+    page = show(db, "p", "ann", "not_judged")
+    # an edit of a passage the judgment does not mark is refused, nothing stored
+    stray = act(
+        db,
+        "p",
+        "ann",
+        "not_judged",
+        page.query_id,
+        "override",
+        marks=marks(page, positive=["greentea"], edits={"rust": "Rust is a fungus."}),
+    )
+    assert stray.query_id == page.query_id and "not marked" in stray.message
+    assert decisions(db) == []
+    saved = act(
+        db,
+        "p",
+        "ann",
+        "not_judged",
+        page.query_id,
+        "override",
+        marks=marks(page, positive=["greentea"], negative=["rust"], edits={"greentea": fixed}),
+    )
+    assert "(override)" in saved.message
+    act(db, "p", "ann", "not_judged", saved.query_id, "accept")
+    with db.sessions() as session:
+        stored = session.execute(
+            select(Passage.external_id, Passage.text, JudgmentPassage.edited_text).join(
+                Passage, Passage.id == JudgmentPassage.passage_id
+            )
+        ).all()
+    edits = {pid: edited for pid, _, edited in stored if edited}
+    assert edits == {"greentea": f"Green tea\n{fixed}"}  # title line, then the edit
+    originals = {pid: text for pid, text, _ in stored}
+    assert originals["greentea"] == "Green tea leaves are steamed, then dried."  # kept
+
+    message, path = run_export(db, "p", tmp_path / "data", "flag", "none")
+    assert path is not None, message
+    with zipfile.ZipFile(path) as archive:
+        text = "".join(archive.read(n).decode() for n in archive.namelist() if n.endswith(".jsonl"))
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    tea_row = next(r for r in rows if r["query"] == "drink made from tea leaves")
+    assert tea_row["pos"] == [f"Green tea\n{fixed}"]
+
+
+def test_the_card_offers_an_edit_per_row_and_the_edit_goes_with_the_marks(db):
+    from curator.ui.annotation import parse_marks
+
+    page = show(db, "p", "ann", "not_judged")
+    card = card_html(page)
+    assert card.count('class="cc-edit"') == len(page.rows)
+    assert card.count('class="cc-body"') == len(page.rows)
+    parsed = parse_marks(marks(page, positive=["tea"], edits={"tea": "new text"}), page.query_id)
+    assert parsed["positive"] == ["tea"] and parsed["edits"] == {"tea": "new text"}
+    assert parse_marks(marks(page, positive=["tea"]), page.query_id)["edits"] == {}
+
+
+def test_agreement_with_one_annotator_asks_for_a_second(db, tmp_path):
+    from curator.ui.agreement import agreement_tables
+    from curator.ui.context import Context
+
+    ctx = Context(db, "p", tmp_path)
+    summary, people, _ = agreement_tables(ctx)
+    assert "needs a second annotator" in summary and "nobody has judged" in summary
+    page = show(db, "p", "ann", "not_judged")
+    act(db, "p", "ann", "not_judged", page.query_id, "accept")
+    summary, people, _ = agreement_tables(ctx)
+    assert "needs a second annotator" in summary and "one annotator has judged" in summary
+    assert [row[0] for row in people] == ["ann"]

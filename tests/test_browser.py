@@ -203,6 +203,7 @@ def test_generate_mine_and_rerank_buttons_run_the_pipeline(app_url, browser):
         time.sleep(0.1)
     assert seen and max(h for h, _ in seen) > 0, seen
     assert len({t for _, t in seen if t}) >= 2, seen  # the text changes as it runs
+    assert any("ETA " in t for _, t in seen), seen  # with the time left once one is done
     page.get_by_text("passages/min with local/gemma3-270m").wait_for(timeout=120_000)
     # the overview refreshes and counts both replies, parsed or not
     deadline = time.monotonic() + 30
@@ -443,6 +444,47 @@ def test_override_by_keys_only(card_server, browser):
     page.close()
 
 
+def edited_texts(data_dir: Path) -> dict[str, str]:
+    """passage external id -> the edited text stored with a judgment."""
+    from sqlalchemy import select
+
+    from db.models import JudgmentPassage, Passage
+
+    database = open_database(sqlite_url(data_dir / "curator.db"))
+    with database.sessions() as session:
+        rows = session.execute(
+            select(Passage.external_id, JudgmentPassage.edited_text)
+            .join(Passage, Passage.id == JudgmentPassage.passage_id)
+            .where(JudgmentPassage.edited_text.is_not(None))
+        ).all()
+    database.dispose()
+    return dict(rows)
+
+
+def test_a_passage_edited_on_the_card_is_stored_with_the_accept(card_server, browser):
+    """edit on a marked row, type the fixed text (keys typed there judge nothing), accept:
+    the judgment keeps the edit; the passage's own text is unchanged."""
+    url, data_dir = card_server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Annotate").click()
+    shown = card(page)
+    before = len(stored(data_dir))
+    row = next(r for r in shown["rows"] if r["mark"] == "positive")
+    page.locator(f'#annotate-card tr[data-key="{row["key"]}"] .cc-edit').click()
+    body = page.locator(f'#annotate-card tr[data-key="{row["key"]}"] .cc-body')
+    body.press("Control+a")
+    body.press_sequentially("a fixed passage 1")  # 'a' and '1' type, they do not judge
+    assert len(stored(data_dir)) == before
+    page.locator("#accept-button").click()
+    saved(page, "(accept)")
+    rows = stored(data_dir)
+    assert len(rows) == before + 1 and rows[-1][1:4] == (shown["query"], "annotator", "accept")
+    edits = edited_texts(data_dir)
+    assert edits[row["pid"]].endswith("\na fixed passage 1"), edits
+    page.close()
+
+
 def test_keys_on_another_tab_or_in_a_text_field_store_nothing(card_server, browser):
     url, data_dir = card_server
     page = browser.new_page(viewport={"width": 1440, "height": 900})
@@ -615,6 +657,13 @@ def test_fine_tune_button_trains_and_shows_the_comparison(judged_url, browser):
     assert sum(c.strip() == "mars" for c in cells) >= 3, [c for c in cells if "mars" in c]
     note = page.locator("#heldout-note")
     assert re.search(r"Metrics from \d+ held-out queries", note.inner_text())
+    # fine-tuned vs base, query by query, with the bootstrap interval
+    wins = re.search(r"(\d+) wins, (\d+) ties, (\d+) losses of (\d+)", note.inner_text())
+    assert wins and sum(map(int, wins.groups()[:3])) == int(wins[4]), note.inner_text()
+    assert "paired bootstrap 95% interval" in note.inner_text()
+    # the stage table counts the run
+    page.get_by_text("Project status (counts per stage)").click()
+    page.locator("#project-status").get_by_text("1 training runs").wait_for(timeout=30_000)
     # a reload shows the last run, its metrics and the held-out count from the database
     page.reload()
     page.get_by_role("tab", name="Fine-tune").click(timeout=30_000)
@@ -626,6 +675,7 @@ def test_fine_tune_button_trains_and_shows_the_comparison(judged_url, browser):
     assert "(done, mnrl)" in page.locator("#finetune-status textarea").input_value()
     page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=30_000)
     assert "fewer than 30" in page.locator("#heldout-note").inner_text()
+    assert wins[0] in page.locator("#heldout-note").inner_text()  # stored with the run
     page.close()
 
 

@@ -9,26 +9,29 @@ from conftest import write
 
 from curator.services.demo import ensure_demo_project
 from curator.services.ingest import ingest_path
+from curator.ui.context import Context
 from curator.ui.handlers import (
-    PAGE_SIZE,
     generated_queries_table,
-    overview_markdown,
-    passage_detail,
-    passage_for_row,
-    passages_table,
     run_generation,
     run_mining,
     run_reranking,
 )
 from curator.ui.network import UnsafeBindAddress, check_bind_address
+from curator.ui.passages import (
+    PAGE_SIZE,
+    overview_markdown,
+    passage_detail,
+    passage_for_row,
+    passages_table,
+)
 
 
-def test_demo_corpus_is_ingested_once(database):
+def test_demo_corpus_is_ingested_once(database, tmp_path):
     report = ensure_demo_project(database, "demo")
     assert report is not None and report.errors == []
     assert 600 < report.added < 1500  # ~465k characters of reference text in ~100-word chunks
     assert ensure_demo_project(database, "demo") is None
-    rows, caption, _ = passages_table(database, "demo", "assert", 1)
+    rows, caption, _ = passages_table(Context(database, "demo", tmp_path), "assert", 1)
     assert rows and "passages" in caption
     assert any("assert" in (title + text).lower() for _, title, text, _ in rows)
 
@@ -36,24 +39,25 @@ def test_demo_corpus_is_ingested_once(database):
 def test_passage_table_pages_and_search(database, tmp_path):
     rows = [{"_id": f"d{i:03d}", "title": f"T{i}", "text": f"text number {i}"} for i in range(60)]
     ingest_path(database, "p", write(tmp_path / "c.jsonl", "\n".join(map(json.dumps, rows))))
-    page1, caption, page = passages_table(database, "p", "", 1)
+    ctx = Context(database, "p", tmp_path)
+    page1, caption, page = passages_table(ctx, "", 1)
     assert len(page1) == PAGE_SIZE and page1[0][0] == "d000" and page == 1
     assert caption == "60 passages · page 1 of 3"
-    page3, _, _ = passages_table(database, "p", "", 3)
+    page3, _, _ = passages_table(ctx, "", 3)
     assert [r[0] for r in page3] == [f"d{i:03d}" for i in range(50, 60)]
-    _, caption, page = passages_table(database, "p", "", 99)  # past the end: the last page
+    _, caption, page = passages_table(ctx, "", 99)  # past the end: the last page
     assert page == 3
-    found, caption, _ = passages_table(database, "p", "number 42", 1)
+    found, caption, _ = passages_table(ctx, "number 42", 1)
     assert [r[0] for r in found] == ["d042"] and caption.startswith("1 passage ·")
-    assert passage_detail(database, "p", "d042") == "T42\n\ntext number 42"
-    assert passage_for_row(database, "p", found, [0, 2]) == "T42\n\ntext number 42"
-    assert passage_for_row(database, "p", found, [5, 0]) == ""
+    assert passage_detail(ctx, "d042") == "T42\n\ntext number 42"
+    assert passage_for_row(ctx, found, [0, 2]) == "T42\n\ntext number 42"
+    assert passage_for_row(ctx, found, [5, 0]) == ""
 
 
 def test_overview_escapes_names_and_counts_passages(database, tmp_path):
     project = "<img src=x onerror=alert(1)>"
     ingest_path(database, project, write(tmp_path / "c.jsonl", '{"_id": "1", "text": "x"}\n'))
-    markdown = overview_markdown(database, project)
+    markdown = overview_markdown(Context(database, project, tmp_path))
     assert "<img" not in markdown and "&lt;img" in markdown
     assert "1 passages from 1 documents" in markdown
 

@@ -272,6 +272,10 @@ def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
     held_out = final["report"].queries
     assert f"Metrics from **{held_out} held-out queries**" in note
     assert "fewer than 30" in note  # a toy project holds out a handful
+    paired = final["report"].paired  # fine-tuned vs base, query by query
+    assert paired is not None and paired.queries == held_out
+    assert f"{paired.wins} wins, {paired.ties} ties, {paired.losses} losses" in note
+    assert "paired bootstrap 95% interval" in note
 
     choices = held_out_choices(judged.db, "p")
     assert choices

@@ -96,6 +96,18 @@ def ir_metrics(run: Run, qrels: Qrels) -> dict[str, float]:
     }
 
 
+def per_query_ndcg(run: Run, qrels: Qrels, k: int = 10) -> dict[str, float]:
+    """nDCG@``k`` of each query of ``qrels`` that has a relevant document, by
+    ``pytrec_eval`` (a query missing from the run scores 0)."""
+    import pytrec_eval
+
+    judged = {q: docs for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    full = {q: dict(run.get(q) or {}) or {"__none__": 0.0} for q in judged}
+    measure = f"ndcg_cut.{k}"
+    values = pytrec_eval.RelevanceEvaluator(judged, {measure}).evaluate(full)
+    return {q: values[q][f"ndcg_cut_{k}"] for q in judged}
+
+
 def bm25_run(data: RetrievalData, k: int = 100) -> Run:
     """Each query's top ``k`` documents by BM25 (``curator.retrieval.bm25``: Lucene,
     k1=1.2, b=0.75); a query with no indexed term retrieves nothing."""

@@ -198,6 +198,7 @@ def record_judgment(
     edited_query: str | None = None,
     reject_reason: str | None = None,
     note: str | None = None,
+    edited_texts: dict[int, str] | None = None,
 ) -> int:
     """Append one judgment and return its id.
 
@@ -206,27 +207,16 @@ def record_judgment(
     - ``override``: the given positives (at least one), negatives and false negatives.
     - ``reject``: the query is unanswerable or bad (``reject_reason``); no passages.
     An ``edited_query`` replaces the query text for training and export.
+    ``edited_texts`` (passage id -> the annotator's corrected passage text, without its
+    title) is kept with the judgment's passages (``judgment_passages.edited_text``, as the
+    models see it: title line, then the corrected text); the passage's own text is never
+    changed. Only passages the judgment marks can carry an edit; an edit equal to the
+    original is not stored.
     """
-    if decision not in (Decision.ACCEPT, Decision.OVERRIDE, Decision.REJECT):
-        raise JudgmentError(f"decision must be accept, override or reject, got {decision!r}")
-    positives, negatives, false_negatives = list(positives), list(negatives), list(false_negatives)
-    if decision == Decision.REJECT:
-        if reject_reason not in REJECT_REASONS:
-            raise JudgmentError(f"a rejection needs a reason: one of {REJECT_REASONS}")
-        if positives or negatives or false_negatives:
-            raise JudgmentError("a rejected query has no positives or negatives")
-    if decision == Decision.ACCEPT:
-        view = query_view(database, query_id)
-        positives, negatives = view.proposal()
-        # a proposed negative the annotator marks a false negative is stored as that
-        negatives = [n for n in negatives if n not in set(false_negatives)]
-        if not positives:
-            raise JudgmentError("there is no proposal to accept yet: mine or rerank first")
-    if decision == Decision.OVERRIDE and not positives:
-        raise JudgmentError("an override needs at least one positive passage")
+    positives, negatives, false_negatives = _checked_labels(
+        database, query_id, decision, positives, negatives, false_negatives, reject_reason
+    )
     marked = positives + negatives + false_negatives
-    if len(set(marked)) != len(marked):
-        raise JudgmentError("a passage can have only one label in a judgment")
     edited = " ".join(edited_query.split()) if edited_query else None
     who = annotator_id(database, annotator)
     with database.sessions() as session, session.begin():
@@ -253,17 +243,77 @@ def record_judgment(
             note=note,
             provenance=Provenance.HUMAN.value,
         )
-        judgment.passages = (
-            [JudgmentPassage(passage_id=p, label=JudgedLabel.POSITIVE.value) for p in positives]
-            + [JudgmentPassage(passage_id=p, label=JudgedLabel.NEGATIVE.value) for p in negatives]
-            + [
-                JudgmentPassage(passage_id=p, label=JudgedLabel.FALSE_NEGATIVE.value)
-                for p in false_negatives
-            ]
-        )
+        edits = _passage_edits(session, edited_texts or {}, marked)
+        judgment.passages = [
+            JudgmentPassage(passage_id=p, label=label.value, edited_text=edits.get(p))
+            for label, ids in (
+                (JudgedLabel.POSITIVE, positives),
+                (JudgedLabel.NEGATIVE, negatives),
+                (JudgedLabel.FALSE_NEGATIVE, false_negatives),
+            )
+            for p in ids
+        ]
         session.add(judgment)
         session.flush()
         return judgment.id
+
+
+def _checked_labels(
+    database: Database,
+    query_id: int,
+    decision: str,
+    positives: Iterable[int],
+    negatives: Iterable[int],
+    false_negatives: Iterable[int],
+    reject_reason: str | None,
+) -> tuple[list[int], list[int], list[int]]:
+    """(positives, negatives, false negatives) a judgment of ``decision`` stores: for an
+    accept, the current proposal; raises :class:`JudgmentError` for a combination that
+    cannot be stored (no reason for a reject, no positive for an override, a passage with
+    two labels)."""
+    if decision not in (Decision.ACCEPT, Decision.OVERRIDE, Decision.REJECT):
+        raise JudgmentError(f"decision must be accept, override or reject, got {decision!r}")
+    positives, negatives, false_negatives = list(positives), list(negatives), list(false_negatives)
+    if decision == Decision.REJECT:
+        if reject_reason not in REJECT_REASONS:
+            raise JudgmentError(f"a rejection needs a reason: one of {REJECT_REASONS}")
+        if positives or negatives or false_negatives:
+            raise JudgmentError("a rejected query has no positives or negatives")
+    if decision == Decision.ACCEPT:
+        view = query_view(database, query_id)
+        positives, negatives = view.proposal()
+        # a proposed negative the annotator marks a false negative is stored as that
+        negatives = [n for n in negatives if n not in set(false_negatives)]
+        if not positives:
+            raise JudgmentError("there is no proposal to accept yet: mine or rerank first")
+    if decision == Decision.OVERRIDE and not positives:
+        raise JudgmentError("an override needs at least one positive passage")
+    marked = positives + negatives + false_negatives
+    if len(set(marked)) != len(marked):
+        raise JudgmentError("a passage can have only one label in a judgment")
+    return positives, negatives, false_negatives
+
+
+def _passage_edits(session: Session, edited: dict[int, str], marked: list[int]) -> dict[int, str]:
+    """passage id -> the text to store as ``edited_text`` (title line, then the edited
+    text) for the edits that change a marked passage; an edit of an unmarked passage or
+    an empty one is refused."""
+    stray = sorted(set(edited) - set(marked))
+    if stray:
+        raise JudgmentError(
+            f"passages {stray} are edited but not marked in this judgment: mark them, or "
+            "drop the edit"
+        )
+    out = {}
+    for passage_id, text in edited.items():
+        body = (text or "").strip()
+        if not body:
+            raise JudgmentError(f"the edit of passage {passage_id} is empty")
+        passage = session.get(Passage, passage_id)
+        if body == passage.text.strip():
+            continue
+        out[passage_id] = f"{passage.title}\n{body}" if passage.title else body
+    return out
 
 
 def undo_last(database: Database, annotator: str, *, project: str) -> int | None:
@@ -302,6 +352,15 @@ def undo_last(database: Database, annotator: str, *, project: str) -> int | None
             )
         )
         return target.id
+
+
+def judgment_query_id(database: Database, judgment_id: int) -> int:
+    """The query judgment ``judgment_id`` is about (e.g. the one an undo brings back)."""
+    with database.sessions() as session:
+        judgment = session.get(Judgment, judgment_id)
+        if judgment is None:
+            raise JudgmentError(f"no judgment with id {judgment_id}")
+        return judgment.query_id
 
 
 def effective_judgments(session: Session, condition) -> dict[int, dict[str, Judgment]]:

@@ -55,7 +55,14 @@ from db.models import (
     utcnow,
 )
 
-__all__ = ["FORMATS", "ExportError", "ExportOptions", "ExportReport", "TargetExists"]
+__all__ = [
+    "FORMATS",
+    "POLICIES",
+    "ExportError",
+    "ExportOptions",
+    "ExportReport",
+    "TargetExists",
+]
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -361,3 +368,35 @@ def _manifest(
             ],
         },
     }
+
+
+def export_folder(data_dir: str | Path, project: str, fmt: str) -> Path:
+    """``<data dir>/exports/<project>-<format>-<UTC time>``, the project name reduced to
+    safe characters: where the app's exports are kept."""
+    import re
+
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", project)[:60] or "project"
+    return Path(data_dir) / "exports" / f"{safe}-{fmt}-{stamp}"
+
+
+def export_zipped(
+    database: Database, project: str, data_dir: str | Path, options: ExportOptions
+) -> tuple[ExportReport, Path, Path]:
+    """Export ``project`` into a new ``export_folder`` and zip that folder into a temporary
+    file (for a browser download); returns (report, folder, zip path)."""
+    import tempfile
+    import zipfile
+
+    from curator.pipeline.export import atomic_write
+
+    folder = export_folder(data_dir, project, options.fmt)
+    report = export_dataset(database, project, folder, options)
+    archive = Path(tempfile.mkdtemp(prefix="curator-export-")) / f"{folder.name}.zip"
+    with (
+        atomic_write(archive, "wb", encoding=None) as stream,
+        zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as zipped,
+    ):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            zipped.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+    return report, folder, archive

@@ -281,3 +281,22 @@ class _BatchWriter:
         if rows:
             self.session.execute(insert(Passage), rows)
             self.report.added += len(rows)
+
+
+def store_upload(upload: str | Path, data_dir: str | Path) -> Path:
+    """A copy of an uploaded file under ``<data dir>/uploads/<content hash>/<its name>``
+    (made once per content), so the source path stored with the passages outlives the
+    web server's temporary files."""
+    import hashlib
+    import shutil
+
+    source = Path(upload)
+    digest = hashlib.sha256()
+    with source.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    target = Path(data_dir) / "uploads" / digest.hexdigest()[:16] / source.name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return target

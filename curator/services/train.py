@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from curator.services.projects import require_project
 from curator.services.training_set import load_training_set
 from db import Database
 from db.models import EmbeddingModel, EvaluationResult, Passage, RunStatus, TrainingRun, utcnow
+from trainer.evaluate import METRICS as METRICS  # re-exported for the app
 from trainer.evaluate import RetrievalData, Run
 from trainer.finetune import StepCallback, TrainSettings
 
@@ -417,6 +419,89 @@ def corpus_vectors(model, data: RetrievalData, cache_dir: Path | None) -> np.nda
     return vectors
 
 
+PAIRED_SYSTEM = "fine-tuned vs base"  # evaluation_results rows of the paired comparison
+PAIRED_METRICS = ("wins", "ties", "losses", "ndcg@10 diff", "ndcg@10 diff low", "ndcg@10 diff high")
+
+
+@dataclass
+class PairedComparison:
+    """Fine-tuned against base on the same queries, by each query's nDCG@10 (pytrec_eval):
+    how many queries it wins, ties and loses, and the mean difference with a paired
+    bootstrap 95% interval (queries resampled with replacement)."""
+
+    wins: int
+    ties: int
+    losses: int
+    mean_diff: float
+    low: float
+    high: float
+
+    @property
+    def queries(self) -> int:
+        return self.wins + self.ties + self.losses
+
+    def summary(self) -> str:
+        """One line, e.g. "fine-tuned vs base on 40 queries: 12 wins, 25 ties, 3 losses;
+        nDCG@10 +0.041 (95% interval +0.012 to +0.071)"."""
+        verdict = (
+            "better"
+            if self.low > 0
+            else "worse"
+            if self.high < 0
+            else "no difference shown (the interval includes 0)"
+        )
+        return (
+            f"fine-tuned vs base on {self.queries} queries: {self.wins} wins, {self.ties} ties, "
+            f"{self.losses} losses; nDCG@10 {self.mean_diff:+.3f} (paired bootstrap 95% "
+            f"interval {self.low:+.3f} to {self.high:+.3f}): {verdict}"
+        )
+
+    def values(self) -> dict[str, float]:
+        """The comparison as named numbers (stored in ``evaluation_results``)."""
+        numbers = (self.wins, self.ties, self.losses, self.mean_diff, self.low, self.high)
+        return dict(zip(PAIRED_METRICS, map(float, numbers), strict=True))
+
+    @classmethod
+    def from_values(cls, values: dict[str, float]) -> PairedComparison | None:
+        """The inverse of ``values``; None when a number is missing."""
+        if any(m not in values for m in PAIRED_METRICS):
+            return None
+        wins, ties, losses, diff, low, high = (values[m] for m in PAIRED_METRICS)
+        return cls(int(wins), int(ties), int(losses), diff, low, high)
+
+
+def paired_comparison(
+    tuned: Run,
+    base: Run,
+    qrels: dict[str, dict[str, int]],
+    *,
+    resamples: int = 2000,
+    seed: int = 13,
+    tie: float = 1e-9,
+) -> PairedComparison:
+    """Per-query win/tie/loss of ``tuned`` against ``base`` by nDCG@10 (a difference within
+    ``tie`` is a tie) and a paired bootstrap 95% interval of the mean nDCG@10 difference
+    (``resamples`` resamples of the queries, ``seed`` fixed so a rerun gives the same)."""
+    from trainer.evaluate import per_query_ndcg
+
+    tuned_ndcg, base_ndcg = per_query_ndcg(tuned, qrels), per_query_ndcg(base, qrels)
+    queries = sorted(tuned_ndcg)
+    if not queries:
+        raise ValueError("no query has a relevant document: nothing to compare")
+    diffs = np.array([tuned_ndcg[q] - base_ndcg[q] for q in queries])
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, len(diffs), size=(resamples, len(diffs)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return PairedComparison(
+        wins=int((diffs > tie).sum()),
+        ties=int((np.abs(diffs) <= tie).sum()),
+        losses=int((diffs < -tie).sum()),
+        mean_diff=float(diffs.mean()),
+        low=float(low),
+        high=float(high),
+    )
+
+
 @dataclass
 class EvaluationReport:
     dataset: str
@@ -427,6 +512,7 @@ class EvaluationReport:
     data: RetrievalData | None = None
     tuned_model: str | None = None
     training_run_id: int | None = None
+    paired: PairedComparison | None = None  # fine-tuned vs base, when both ran
 
 
 def fine_tuned_model(database: Database, project: str, run_id: int | None = None):
@@ -493,24 +579,50 @@ def evaluate_project(
         )
         runs["hybrid"] = hybrid_run(runs["BM25"], runs["fine-tuned"])
     metrics = {system: ir_metrics(run, data.qrels) for system, run in runs.items()}
+    paired = None
+    if "fine-tuned" in runs:
+        paired = paired_comparison(runs["fine-tuned"], runs["base"], data.qrels)
     if store:
-        with database.sessions() as session, session.begin():
-            session.add_all(
-                EvaluationResult(
-                    project_id=project_id,
-                    training_run_id=trained_run,
-                    system=system,
-                    dataset=data.name,
-                    split=split_name,
-                    metric=metric,
-                    value=value,
-                )
-                for system, values in metrics.items()
-                for metric, value in values.items()
-            )
+        stored = dict(metrics)
+        if paired is not None:
+            stored[PAIRED_SYSTEM] = paired.values()
+        _store_metrics(database, project_id, trained_run, data.name, split_name, stored)
     return EvaluationReport(
-        data.name, split_name, len(data.queries), metrics, runs, data, tuned_path, trained_run
+        data.name,
+        split_name,
+        len(data.queries),
+        metrics,
+        runs,
+        data,
+        tuned_path,
+        trained_run,
+        paired,
     )
+
+
+def _store_metrics(
+    database: Database,
+    project_id: int,
+    run_id: int | None,
+    dataset: str,
+    split: str,
+    metrics: dict[str, dict[str, float]],
+) -> None:
+    """Append one ``evaluation_results`` row per system and metric."""
+    with database.sessions() as session, session.begin():
+        session.add_all(
+            EvaluationResult(
+                project_id=project_id,
+                training_run_id=run_id,
+                system=system,
+                dataset=dataset,
+                split=split,
+                metric=metric,
+                value=value,
+            )
+            for system, values in metrics.items()
+            for metric, value in values.items()
+        )
 
 
 @dataclass
@@ -526,6 +638,7 @@ class LatestRun:
     output_path: str | None
     error: str | None
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # held-out, newest
+    paired: PairedComparison | None = None  # fine-tuned vs base on the held-out queries
 
     def summary(self) -> str:
         """One line: run id, status, rows, loss from first to last step."""
@@ -576,6 +689,7 @@ def latest_training_run(database: Database, project: str) -> LatestRun | None:
         )
     for system, metric, value in rows:  # a later evaluation overwrites an earlier one
         latest.metrics.setdefault(system, {})[metric] = value
+    latest.paired = PairedComparison.from_values(latest.metrics.pop(PAIRED_SYSTEM, {}))
     return latest
 
 
@@ -635,3 +749,89 @@ def compare_rankings(
         ]
         for system, run in runs.items()
     }
+
+
+def training_events(
+    database: Database,
+    project: str,
+    data_dir: Path,
+    options: TrainOptions,
+    poll_seconds: float = 1.0,
+) -> Iterator[dict[str, Any]]:
+    """Fine-tune (``train_project``) then evaluate on the held-out queries in a worker
+    thread this service owns, yielding what a page shows as it goes:
+    ``{"status", "curve", "step", "total"}`` per training step, ``{"status", "curve"}``
+    after training, then ``{"status", "curve", "report"}`` after the evaluation, or
+    ``{"status", "curve"}`` with the reason it was not evaluated (the model is kept), or
+    ``{"error", "curve"}``."""
+    import queue
+    import threading
+    import traceback
+
+    events: queue.Queue = queue.Queue()
+
+    def on_step(step: int, total: int, latest: float | None) -> None:
+        events.put(("step", step, total, latest))
+
+    def work() -> None:
+        try:
+            report = train_project(database, project, data_dir, options, on_step)
+            events.put(("trained", report))
+            try:
+                evaluation = evaluate_project(
+                    database,
+                    project,
+                    data_dir,
+                    run_id=report.run_id,
+                    split_seed=options.split_seed,
+                    eval_fraction=options.eval_fraction,
+                )
+            except ValueError as error:  # e.g. no held-out query yet: the model is kept
+                events.put(("unevaluated", str(error)))
+                return
+            events.put(("evaluated", evaluation))
+        except Exception as error:  # shown to the user, with the reason
+            traceback.print_exc()
+            events.put(("error", str(error) or repr(error)))
+
+    threading.Thread(target=work, daemon=True, name=f"train-{project}").start()
+    yield from _relay(events, poll_seconds)
+
+
+def _relay(events, poll_seconds: float) -> Iterator[dict[str, Any]]:
+    """The worker's events as the dicts ``training_events`` yields, until the last one."""
+    import queue
+
+    curve: list[dict[str, float]] = []
+    trained = None
+    while True:
+        try:
+            event = events.get(timeout=poll_seconds)
+        except queue.Empty:
+            continue
+        kind = event[0]
+        if kind == "step":
+            _, step, total, latest = event
+            if latest is not None and (not curve or curve[-1]["step"] != step):
+                curve.append({"step": step, "loss": latest})
+            loss = f", loss {latest:.4f}" if latest is not None else ""
+            yield {
+                "status": f"training: step {step} of {total}{loss}",
+                "curve": list(curve),
+                "step": step,
+                "total": total,
+            }
+        elif kind == "trained":
+            trained = event[1]
+            status = trained.summary() + "\n\nevaluating on the held-out queries..."
+            yield {"status": status, "curve": trained.loss_curve}
+        elif kind == "unevaluated":
+            status = f"{trained.summary()}\n\nnot evaluated: {event[1]}"
+            yield {"status": status, "curve": trained.loss_curve}
+            return
+        elif kind == "evaluated":
+            yield {"status": trained.summary(), "curve": trained.loss_curve, "report": event[1]}
+            return
+        else:
+            yield {"error": event[1], "curve": list(curve)}
+            return

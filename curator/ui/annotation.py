@@ -12,17 +12,18 @@ import html
 import json
 from dataclasses import dataclass, field
 
+from curator.services import Database
 from curator.services.annotate import (
     CandidateView,
     JudgmentError,
     QueryView,
+    judgment_query_id,
     next_query,
     query_view,
     queue_position,
     record_judgment,
     undo_last,
 )
-from db import Database
 
 MARKS = ("positive", "negative", "false_negative")
 MARK_LABELS = {"positive": "pos", "negative": "neg", "false_negative": "false neg", "": "·"}
@@ -130,8 +131,11 @@ def card_html(page: AnnotationPage) -> str:
             f' title="click to change the mark">{MARK_LABELS[row.mark]}</button></td>'
             f'<td class="cc-main"><div class="cc-meta"><span class="cc-pid">'
             f"{esc(row.external_id)}</span> {' '.join(badges)}"
-            f' <span class="cc-scores">{esc(row.scores)}</span></div>'
-            f'<div class="cc-text">{title}{esc(row.text)}</div></td></tr>'
+            f' <span class="cc-scores">{esc(row.scores)}</span>'
+            ' <button type="button" class="cc-edit" title="correct this passage\'s text: the'
+            ' edit is kept with your judgment, the original stays">edit</button></div>'
+            f'<div class="cc-text">{title}<span class="cc-body">{esc(row.text)}</span></div>'
+            "</td></tr>"
         )
     return (
         f'<div class="cc-card" data-query="{page.query_id}">'
@@ -193,20 +197,22 @@ def show(
         return AnnotationPage(None, "", message=f"**{html.escape(str(exc))}**")
 
 
-def parse_marks(marks: str | None, query_id: int | None) -> dict[str, list[str]]:
+def parse_marks(marks: str | None, query_id: int | None) -> dict:
     """The card's marks, ``{"query": id, "positive": [...], "negative": [...],
-    "false_negative": [...]}`` as JSON, as lists of passage ids per mark.
+    "false_negative": [...], "edits": {passage id: text}}`` as JSON, as lists of passage
+    ids per mark plus ``"edits"``: the passages whose text the annotator corrected.
 
     Raises JudgmentError when they belong to another query than ``query_id`` (a card
     replaced while a key press was on its way) or are not of that shape."""
     if not marks:
-        return {m: [] for m in MARKS}
+        return {**{m: [] for m in MARKS}, "edits": {}}
     try:
         data = json.loads(marks)
         if not isinstance(data, dict):
             raise TypeError
         marked = {m: [str(p) for p in data.get(m) or []] for m in MARKS}
-    except (ValueError, TypeError) as exc:
+        marked["edits"] = {str(p): str(t) for p, t in (data.get("edits") or {}).items()}
+    except (ValueError, TypeError, AttributeError) as exc:
         raise JudgmentError(f"the marks are not readable: {marks[:80]!r}") from exc
     if str(data.get("query")) != str(query_id):
         raise JudgmentError(
@@ -240,99 +246,88 @@ def act(
     false_negatives: list[str] | None = None,
     marks: str | None = None,
     reject_reason: str = "unanswerable",
+    edits: dict[str, str] | None = None,
 ) -> AnnotationPage:
     """Apply ``action`` (accept, override, reject, skip, undo) and show what comes next.
 
     An override saves the passages marked on the card (``marks``, the JSON the page
     sends; see ``parse_marks``) or the ``positives`` / ``negatives`` / ``false_negatives``
-    given; marks that are exactly the proposal are stored as an accept. After accept /
-    override / reject / skip the next query of the queue is shown; after undo, the query
-    whose judgment was taken back. A refused action leaves the page on the same query with
-    the reason.
+    given; marks that are exactly the proposal are stored as an accept. Passage texts the
+    annotator corrected (``edits`` or the marks' ``"edits"``, by passage id) are kept with
+    the judgment. After accept / override / reject / skip the next query of the queue is
+    shown; after undo, the query whose judgment was taken back. A refused action leaves
+    the page on the same query with the reason.
     """
     if action == "undo":
-        try:
-            undone = undo_last(database, annotator, project=project)
-        except JudgmentError as exc:
-            return show(database, project, annotator, queue, message=f"**{html.escape(str(exc))}**")
-        if undone is None:
-            return show(database, project, annotator, queue, message="Nothing to undo.")
-        from db.models import Judgment
-
-        with database.sessions() as session:
-            target = session.get(Judgment, undone).query_id
-        return _shown(database, project, annotator, queue, target, f"Judgment #{undone} undone.")
+        return _undo(database, project, annotator, queue)
     if query_id is None:
         return show(database, project, annotator, queue)
     if action == "skip":
         return show(database, project, annotator, queue, after=query_id, message="Skipped.")
     try:
-        if marks is not None and action == "override":
-            marked = parse_marks(marks, query_id)
-            positives, negatives = marked["positive"], marked["negative"]
-            false_negatives = marked["false_negative"]
-        elif marks is not None and action == "accept":
-            false_negatives = parse_marks(marks, query_id)["false_negative"]
-        view = query_view(database, query_id)
-        ids = {
-            "positives": _ids(view, positives),
-            "negatives": _ids(view, negatives),
-            "false_negatives": _ids(view, false_negatives),
-        }
-        if action == "override" and not ids["false_negatives"]:
-            proposed = view.proposal()
-            if (set(ids["positives"]), set(ids["negatives"])) == tuple(map(set, proposed)):
-                action, ids = "accept", {}  # the marks are the proposal
-        if action == "accept":  # the proposal is stored as it is, plus false negatives
-            ids = {"false_negatives": ids.get("false_negatives", [])}
-        judgment = record_judgment(
-            database,
-            query_id,
-            annotator,
-            action,
-            **ids,
-            edited_query=edited_query,
-            reject_reason=reject_reason if action == "reject" else None,
+        named = {"positive": positives, "negative": negatives, "false_negative": false_negatives}
+        named["edits"] = edits or {}
+        if marks is not None and action in ("override", "accept"):
+            parsed = parse_marks(marks, query_id)
+            keep = MARKS if action == "override" else ("false_negative",)
+            named.update({m: parsed[m] for m in keep}, edits=parsed["edits"])
+        judgment, action = _record(
+            database, query_id, annotator, action, named, edited_query, reject_reason
         )
     except JudgmentError as exc:
-        return _shown(
-            database,
-            project,
-            annotator,
-            queue,
-            query_id,
-            f"**Not saved:** {html.escape(str(exc))}",
-        )
+        message = f"**Not saved:** {html.escape(str(exc))}"
+        return _shown(database, project, annotator, queue, query_id, message)
     # queues that do not drop a judged query by themselves move past it
     after = None if queue in ("not_judged", "fewer_than_n", "flagged") else query_id
-    return show(
+    message = f"Saved judgment #{judgment} ({action}) on query #{query_id}."
+    return show(database, project, annotator, queue, after=after, message=message)
+
+
+def _undo(database: Database, project: str, annotator: str, queue: str) -> AnnotationPage:
+    """Retract the annotator's last judgment in ``project`` and show its query again."""
+    try:
+        undone = undo_last(database, annotator, project=project)
+    except JudgmentError as exc:
+        return show(database, project, annotator, queue, message=f"**{html.escape(str(exc))}**")
+    if undone is None:
+        return show(database, project, annotator, queue, message="Nothing to undo.")
+    target = judgment_query_id(database, undone)
+    return _shown(database, project, annotator, queue, target, f"Judgment #{undone} undone.")
+
+
+def _record(
+    database: Database,
+    query_id: int,
+    annotator: str,
+    action: str,
+    named: dict,
+    edited_query: str,
+    reject_reason: str,
+) -> tuple[int, str]:
+    """Store ``action`` with the passages ``named`` by external id (``positive``,
+    ``negative``, ``false_negative``, ``edits``); returns (judgment id, the action stored:
+    an override equal to the proposal is an accept)."""
+    view = query_view(database, query_id)
+    ids = {
+        "positives": _ids(view, named["positive"]),
+        "negatives": _ids(view, named["negative"]),
+        "false_negatives": _ids(view, named["false_negative"]),
+    }
+    edits = named.get("edits") or {}
+    edited_texts = dict(zip(_ids(view, list(edits)), edits.values(), strict=True))
+    marked = (set(ids["positives"]), set(ids["negatives"]))
+    if action == "override" and not ids["false_negatives"]:
+        action = "accept" if marked == tuple(map(set, view.proposal())) else action
+    if action == "accept":  # the proposal is stored as it is, plus false negatives
+        ids = {"false_negatives": ids["false_negatives"]}
+    judgment = record_judgment(
         database,
-        project,
+        query_id,
         annotator,
-        queue,
-        after=after,
-        message=f"Saved judgment #{judgment} ({action}) on query #{query_id}.",
+        action,
+        **ids,
+        edited_query=edited_query,
+        reject_reason=reject_reason if action == "reject" else None,
+        edited_texts=edited_texts,
     )
-
-
-def agreement_tables(database: Database, project: str) -> tuple[str, list[list], list[list]]:
-    """(summary Markdown, per-annotator rows, annotator-pair rows) for the Agreement tab."""
-    from curator.services.annotate import agreement_report
-
-    report = agreement_report(database, project)
-
-    def number(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    summary = (
-        f"Krippendorff's alpha (nominal; a judgment = reject or its set of positives): "
-        f"**{number(report.alpha)}** over {report.queries_with_several} queries judged by "
-        f"several annotators. The LLM's proposed positive was kept in "
-        f"**{number(report.llm_accepted)}** of the judgments on reranked queries."
-    )
-    # Dataframe cells render as text, so names go in as they are (no HTML escaping)
-    people = [
-        [name, judged, with_llm, number(rate)] for name, judged, with_llm, rate in report.annotators
-    ]
-    pairs = [[a, b, number(kappa), shared] for a, b, kappa, shared in report.pairs]
-    return summary, people, pairs
+    return judgment, action

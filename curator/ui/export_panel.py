@@ -1,23 +1,20 @@
-"""The app's Export tab: plain functions over plain values (no gradio).
+"""The app's Export tab: ``run_export`` (plain values in and out) and the tab's wiring.
 
-``run_export`` writes the export into ``<data dir>/exports/<project>-<format>-<time>/``
-(the same service as ``curator export``) and zips that folder into a temporary file for
-the browser to download.
+The export is written into ``<data dir>/exports/<project>-<format>-<time>/`` and zipped
+for the browser by the same service as ``curator export``
+(``curator.services.export.export_zipped``).
 """
 
 from __future__ import annotations
 
 import html
-import re
-import tempfile
-import zipfile
 from pathlib import Path
 
-from curator.pipeline.export import FORMATS, atomic_write
-from curator.services.export import ExportOptions, export_dataset
-from db import Database
-from db.models import utcnow
-from trainer.dataset import POLICIES
+import gradio as gr
+
+from curator.services import Database
+from curator.services.export import FORMATS, POLICIES, ExportOptions, export_zipped
+from curator.ui.context import Context, bind
 
 EXPORT_FORMATS = list(FORMATS)
 EXPORT_POLICIES = list(POLICIES)
@@ -25,10 +22,12 @@ EXPORT_POLICIES = list(POLICIES)
 EXPORT_HELP = """\
 Export the curated set with the trainer's rules: the latest human judgment overrides the
 proposal, rejected queries are left out, and *Policy* decides about unreviewed queries
-(`none`: only judged ones; `high_confidence`; `all`). The held-out split is written apart
-(`test`) from `train`, with a `manifest.json` (counts, policy, seed, models). The folder is
-kept under the data folder's `exports/` and offered here as a zip. Formats and how to load
-them: `docs/export.md`; the same from a terminal: `curator export --format ... --out ...`.
+(`none`: only judged ones; `high_confidence`; `all`). Passage texts corrected on the
+Annotate tab replace the originals in the rows of that judgment. The held-out split is
+written apart (`test`) from `train`, with a `manifest.json` (counts, policy, seed,
+models). The folder is kept under the data folder's `exports/` and offered here as a zip.
+Formats and how to load them: `docs/export.md`; the same from a terminal:
+`curator export --format ... --out ...`.
 """
 
 
@@ -42,33 +41,50 @@ def run_export(
 ) -> tuple[str, str | None]:
     """Export ``project`` as ``fmt`` under ``policy``; returns (Markdown summary, path of
     a zip of the export folder), or (the error as Markdown, None)."""
-    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", project)[:60] or "project"
-    folder = Path(data_dir) / "exports" / f"{safe}-{fmt}-{stamp}"
     options = ExportOptions(fmt=fmt, policy=policy, negatives=int(negatives or 3), force=True)
     try:
-        report = export_dataset(database, project, folder, options)
+        report, folder, archive = export_zipped(database, project, data_dir, options)
     except (LookupError, ValueError, OSError) as exc:
         return f"**Export failed:** {html.escape(str(exc))}", None
-    archive = Path(tempfile.mkdtemp(prefix="curator-export-")) / f"{folder.name}.zip"
-    with (
-        atomic_write(archive, "wb", encoding=None) as stream,
-        zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as zipped,
-    ):
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            zipped.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
     counts = report.manifest["counts"]
     rows = ", ".join(f"{html.escape(str(k))}: {v:,}" for k, v in report.manifest["rows"].items())
     score = report.manifest.get("score_source")
+    teacher = (
+        f"; teacher scores: {html.escape(str(score))} (for margin and FlagEmbedding)"
+        if score
+        else ""
+    )
     return (
         f"{html.escape(report.summary())}\n\n"
         f"**{counts['examples']:,}** queries ({counts['train']:,} train, "
-        f"{counts['eval']:,} test); rows {rows}"
-        + (
-            f"; teacher scores: {html.escape(str(score))} (for margin and FlagEmbedding)"
-            if score
-            else ""
-        )
-        + f"\n\nSaved on the server in `{html.escape(str(folder))}`.",
+        f"{counts['eval']:,} test); rows {rows}{teacher}"
+        f"\n\nSaved on the server in `{html.escape(str(folder))}`.",
         str(archive),
+    )
+
+
+def export(ctx: Context, fmt: str, policy: str, negatives, progress=gr.Progress()):  # noqa: B008
+    """The Export button: an indeterminate bar while the export is written (it has no
+    count to report), then the summary and the zip."""
+    progress(None, desc=f"exporting {fmt}")
+    return run_export(ctx.database, ctx.project, ctx.data_dir, fmt, policy, negatives)
+
+
+def build_export_tab(ctx: Context) -> None:
+    """The Export tab's components and events (call inside ``gr.Tab``)."""
+    gr.Markdown(EXPORT_HELP)
+    with gr.Row():
+        fmt = gr.Dropdown(EXPORT_FORMATS, value="st-triplets", label="Format")
+        policy = gr.Dropdown(EXPORT_POLICIES, value="none", label="Policy")
+        negatives = gr.Number(
+            label="Negatives (n-tuples, MarginMSE)", value=3, precision=0, minimum=1
+        )
+    button = gr.Button("Export", variant="primary")
+    result = gr.Markdown(elem_id="export-result", elem_classes=["job-result"])
+    download = gr.File(label="Download (zip)", interactive=False)
+    button.click(
+        bind(export, ctx),
+        inputs=[fmt, policy, negatives],
+        outputs=[result, download],
+        api_name="export",
     )

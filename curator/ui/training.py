@@ -7,30 +7,29 @@ Passage and query text go into Dataframe cells as plain strings (rendered as tex
 
 from __future__ import annotations
 
-import queue
-import threading
-import traceback
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import pandas as pd
 
+from curator.services import Database
 from curator.services.train import (
+    METRICS,
     EvaluationReport,
+    PairedComparison,
     TrainOptions,
+    TrainSettings,
     compare_rankings,
-    evaluate_project,
     external_ids,
     fine_tuned_model,
     held_out_data,
     latest_training_run,
-    train_project,
 )
-from db import Database
-from trainer.evaluate import METRICS
-from trainer.finetune import TrainSettings
+from curator.services.train import training_events as service_training_events
+from curator.ui.context import Context, bind
+from curator.ui.progress_bar import BarProgress
 
 RANKING_COLUMNS = ["rank", "passage id", "relevant", "vs base", "passage"]
 PREVIEW = 220
@@ -56,6 +55,31 @@ def loss_frame(curve: list[dict[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(curve or [], columns=["step", "loss"])
 
 
+def training_options(
+    policy: str,
+    loss: str,
+    epochs: float,
+    batch_size: int,
+    learning_rate: float,
+    max_seq_length: int,
+    negatives: int,
+    eval_fraction: float = 0.2,
+) -> TrainOptions:
+    """The page's fields as the training service's options."""
+    return TrainOptions(
+        policy=policy,
+        eval_fraction=eval_fraction,
+        settings=TrainSettings(
+            loss=loss,
+            epochs=float(epochs),
+            batch_size=int(batch_size),
+            learning_rate=float(learning_rate),
+            max_seq_length=int(max_seq_length),
+            negatives=int(negatives),
+        ),
+    )
+
+
 def training_events(
     database: Database,
     project: str,
@@ -70,90 +94,18 @@ def training_events(
     eval_fraction: float = 0.2,
     poll_seconds: float = 1.0,
 ) -> Iterator[dict[str, Any]]:
-    """Run a fine-tune in a thread and yield ``{"status", "curve", "step", "total"}``
-    while it runs, then ``{"status", "curve", "report"}`` after the held-out evaluation
-    (or ``{"error": ...}``)."""
-    options = TrainOptions(
-        policy=policy,
-        eval_fraction=eval_fraction,
-        settings=TrainSettings(
-            loss=loss,
-            epochs=float(epochs),
-            batch_size=int(batch_size),
-            learning_rate=float(learning_rate),
-            max_seq_length=int(max_seq_length),
-            negatives=int(negatives),
-        ),
+    """The training service's events for a fine-tune with the page's fields (see
+    ``curator.services.train.training_events``: the service runs the work)."""
+    options = training_options(
+        policy, loss, epochs, batch_size, learning_rate, max_seq_length, negatives, eval_fraction
     )
-    events: queue.Queue = queue.Queue()
-    curve: list[dict[str, float]] = []
-
-    def on_step(step: int, total: int, latest: float | None) -> None:
-        events.put(("step", step, total, latest))
-
-    def work() -> None:
-        try:
-            report = train_project(database, project, data_dir, options, on_step)
-            events.put(("trained", report))
-            try:
-                evaluation = evaluate_project(
-                    database,
-                    project,
-                    data_dir,
-                    run_id=report.run_id,
-                    split_seed=options.split_seed,
-                    eval_fraction=eval_fraction,
-                )
-            except ValueError as error:  # e.g. no held-out query yet: the model is kept
-                events.put(("unevaluated", str(error)))
-                return
-            events.put(("evaluated", evaluation))
-        except Exception as error:  # shown to the user, with the reason
-            traceback.print_exc()
-            events.put(("error", str(error) or repr(error)))
-
-    threading.Thread(target=work, daemon=True).start()
-    trained = None
-    while True:
-        try:
-            event = events.get(timeout=poll_seconds)
-        except queue.Empty:
-            continue
-        kind = event[0]
-        if kind == "step":
-            _, step, total, latest = event
-            if latest is not None and (not curve or curve[-1]["step"] != step):
-                curve.append({"step": step, "loss": latest})
-            yield {
-                "status": f"training: step {step} of {total}"
-                + (f", loss {latest:.4f}" if latest is not None else ""),
-                "curve": list(curve),
-                "step": step,
-                "total": total,
-            }
-        elif kind == "trained":
-            trained = event[1]
-            yield {
-                "status": trained.summary() + "\n\nevaluating on the held-out queries...",
-                "curve": trained.loss_curve,
-            }
-        elif kind == "unevaluated":
-            yield {
-                "status": f"{trained.summary()}\n\nnot evaluated: {event[1]}",
-                "curve": trained.loss_curve,
-            }
-            return
-        elif kind == "evaluated":
-            yield {"status": trained.summary(), "curve": trained.loss_curve, "report": event[1]}
-            return
-        else:
-            yield {"error": event[1], "curve": list(curve)}
-            return
+    return service_training_events(database, project, Path(data_dir), options, poll_seconds)
 
 
-def held_out_note(queries: int | None) -> str:
-    """Markdown: how many held-out queries the metrics come from, with a warning under
-    ``FEW_HELD_OUT``."""
+def held_out_note(queries: int | None, paired: PairedComparison | None = None) -> str:
+    """Markdown: how many held-out queries the metrics come from (a warning under
+    ``FEW_HELD_OUT``) and, when a fine-tuned model was evaluated, its per-query
+    win/tie/loss count against the base model with the bootstrap interval."""
     if queries is None:
         return ""
     text = f"Metrics from **{queries} held-out queries**."
@@ -162,7 +114,26 @@ def held_out_note(queries: int | None) -> str:
             f" **Warning: fewer than {FEW_HELD_OUT}.** Differences between the systems on so"
             " few queries are mostly noise; judge more queries before trusting them."
         )
+    if paired is not None:
+        text += "\n\n" + paired_markdown(paired)
     return text
+
+
+def paired_markdown(paired: PairedComparison) -> str:
+    """The fine-tuned vs base comparison as Markdown (numbers only, nothing to escape)."""
+    verdict = (
+        "the fine-tuned model is better"
+        if paired.low > 0
+        else "the fine-tuned model is worse"
+        if paired.high < 0
+        else "no difference shown: the interval includes 0"
+    )
+    return (
+        f"**Fine-tuned vs base, per query (nDCG@10):** **{paired.wins} wins, {paired.ties} "
+        f"ties, {paired.losses} losses** of {paired.queries}; mean difference "
+        f"{paired.mean_diff:+.3f}, paired bootstrap 95% interval "
+        f"[{paired.low:+.3f}, {paired.high:+.3f}]: {verdict}."
+    )
 
 
 def latest_run_view(database: Database, project: str) -> tuple:
@@ -186,7 +157,8 @@ def latest_run_view(database: Database, project: str) -> tuple:
     status = latest.summary()
     if not latest.metrics:
         status += "\n\nno held-out metrics stored for this run"
-    return status, loss_frame(latest.loss_curve), bars, table, held_out_note(latest.eval_queries)
+    note = held_out_note(latest.eval_queries, latest.paired)
+    return status, loss_frame(latest.loss_curve), bars, table, note
 
 
 def held_out_choices(database: Database, project: str) -> list[tuple[str, str]]:
@@ -257,33 +229,84 @@ def side_by_side(
     return message, frames[0], frames[1], frames[2]
 
 
-def build_training_tab(database: Database, project: str, data_dir: Path) -> tuple:
-    """The Fine-tune page's components and events (call inside ``gr.Tab``). Returns (the
-    Fine-tune click's event, for chaining; a function giving the latest stored run's
-    values; the components they go to), for the caller to run on page load."""
-    import gradio as gr
+def fine_tune(
+    ctx: Context,
+    policy,
+    loss,
+    epochs,
+    batch,
+    lr,
+    max_seq,
+    negatives,
+    progress=gr.Progress(),  # noqa: B008
+):
+    """Train and evaluate (the service's worker does it), yielding the page's values as
+    it goes: status, loss curve, then bars, metrics, held-out note and the held-out
+    picker's choices; the progress bar counts training steps with an ETA."""
+    bar = BarProgress(progress, "steps")
+    for event in training_events(
+        ctx.database, ctx.project, ctx.data_dir, policy, loss, epochs, batch, lr, max_seq, negatives
+    ):
+        if "error" in event:
+            raise gr.Error(event["error"])
+        if "total" in event:
+            bar.update(event["step"], event["total"], "fine-tune")
+        if "report" not in event:
+            yield (event["status"], loss_frame(event["curve"]), *(gr.skip(),) * 4)
+            continue
+        report = event["report"]
+        metrics, bar_data = metrics_frames(report)
+        note = held_out_note(report.queries, report.paired)
+        choices = gr.update(choices=held_out_choices(ctx.database, ctx.project))
+        yield (event["status"], loss_frame(event["curve"]), bar_data, metrics, note, choices)
 
-    gr.Markdown(
-        "Fine-tune the base model (all-MiniLM-L6-v2) on the curated queries; about a fifth "
-        "of the judged seed passages are held out (stored split, seed 13) and BM25, the "
-        "base model, the fine-tuned model and the hybrid RRF(BM25, fine-tuned) are "
-        "compared on them. Defaults finish in minutes on a CPU for a few hundred queries; "
-        "on a GPU raise the batch size. The same runs from the command line: "
-        "`curator train` and `curator eval`."
-    )
+
+def latest(ctx: Context) -> tuple:
+    """The latest stored run's values (on page load and after a run)."""
+    return latest_run_view(ctx.database, ctx.project)
+
+
+def picker_choices(ctx: Context):
+    """The held-out picker's choices (none before any query is judged)."""
+    try:
+        return gr.update(choices=held_out_choices(ctx.database, ctx.project))
+    except (LookupError, ValueError):
+        return gr.update(choices=[])
+
+
+def compare(ctx: Context, typed: str, picked: str | None):
+    """The side-by-side view for a typed or picked query."""
+    return side_by_side(ctx.database, ctx.project, ctx.data_dir, typed, picked)
+
+
+INTRO = (
+    "Fine-tune the base model (all-MiniLM-L6-v2) on the curated queries; about a fifth of "
+    "the judged seed passages are held out (stored split, seed 13) and BM25, the base "
+    "model, the fine-tuned model and the hybrid RRF(BM25, fine-tuned) are compared on "
+    "them, with a per-query win/tie/loss count of fine-tuned vs base. Defaults finish in "
+    "minutes on a CPU for a few hundred queries; on a GPU raise the batch size. The same "
+    "runs from the command line: `curator train` and `curator eval`."
+)
+
+
+def _settings_row() -> list:
+    """The training settings' fields, in ``fine_tune``'s order."""
     with gr.Row():
-        policy = gr.Dropdown(
-            ["none", "high_confidence", "all"], value="none", label="Unreviewed queries"
-        )
-        loss = gr.Dropdown(
-            ["mnrl", "cached_mnrl", "gist", "margin_mse"], value="mnrl", label="Loss"
-        )
-        epochs = gr.Number(2, label="Epochs", minimum=0.1)
-        batch = gr.Number(32, label="Batch size", precision=0, minimum=2)
-        lr = gr.Number(5e-5, label="Learning rate")
-        max_seq = gr.Number(256, label="Max tokens", precision=0, minimum=16)
-        negatives = gr.Number(1, label="Hard negatives per row", precision=0, minimum=0)
-    start = gr.Button("Fine-tune", variant="primary", elem_id="finetune-button")
+        return [
+            gr.Dropdown(
+                ["none", "high_confidence", "all"], value="none", label="Unreviewed queries"
+            ),
+            gr.Dropdown(["mnrl", "cached_mnrl", "gist", "margin_mse"], value="mnrl", label="Loss"),
+            gr.Number(2, label="Epochs", minimum=0.1),
+            gr.Number(32, label="Batch size", precision=0, minimum=2),
+            gr.Number(5e-5, label="Learning rate"),
+            gr.Number(256, label="Max tokens", precision=0, minimum=16),
+            gr.Number(1, label="Hard negatives per row", precision=0, minimum=0),
+        ]
+
+
+def _results() -> list:
+    """Status, loss curve, nDCG@10 bars, metrics table, held-out note."""
     status = gr.Textbox(label="Status", lines=3, elem_id="finetune-status")
     with gr.Row():
         curve = gr.LinePlot(loss_frame([]), x="step", y="loss", title="Training loss")
@@ -299,11 +322,16 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> tupl
         headers=["system", *METRICS], label="Held-out metrics", elem_id="metrics-table"
     )
     note = gr.Markdown(elem_id="heldout-note")
+    return [status, curve, bars, table, note]
+
+
+def _side_by_side_section(ctx: Context) -> gr.Dropdown:
+    """The side-by-side view; returns the held-out picker (a run refreshes its choices)."""
     gr.Markdown("### Side by side: the top 10 of each system")
     with gr.Row():
         typed = gr.Textbox(label="Type a query", scale=2)
         picked = gr.Dropdown([], label="or pick a held-out query", scale=2)
-        compare = gr.Button("Compare", elem_id="compare-button")
+        button = gr.Button("Compare", elem_id="compare-button")
     message = gr.Textbox(label="", show_label=False, elem_id="compare-message")
     with gr.Row():
         columns = [
@@ -315,48 +343,19 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> tupl
             )
             for name in ("BM25", "base model", "fine-tuned")
         ]
+    button.click(bind(compare, ctx), [typed, picked], [message, *columns], api_name="compare")
+    picked.focus(bind(picker_choices, ctx), None, picked)
+    return picked
 
-    def run(policy, loss, epochs, batch, lr, max_seq, negatives, progress=gr.Progress()):  # noqa: B008
-        for event in training_events(
-            database, project, data_dir, policy, loss, epochs, batch, lr, max_seq, negatives
-        ):
-            if "error" in event:
-                raise gr.Error(event["error"])
-            if "total" in event:
-                progress((event["step"], event["total"]), desc="fine-tune", unit="steps")
-            if "report" in event:
-                metrics, bar_data = metrics_frames(event["report"])
-                yield (
-                    event["status"],
-                    loss_frame(event["curve"]),
-                    bar_data,
-                    metrics,
-                    held_out_note(event["report"].queries),
-                    gr.update(choices=held_out_choices(database, project)),
-                )
-            else:
-                yield (
-                    event["status"],
-                    loss_frame(event["curve"]),
-                    *(gr.skip(),) * 4,
-                )
 
-    started = start.click(
-        run,
-        [policy, loss, epochs, batch, lr, max_seq, negatives],
-        [status, curve, bars, table, note, picked],
-        api_name="fine_tune",
-    )
-
-    def refresh():
-        try:
-            return gr.update(choices=held_out_choices(database, project))
-        except Exception:  # no judged queries yet
-            return gr.update(choices=[])
-
-    def show(typed, picked):
-        return side_by_side(database, project, data_dir, typed, picked)
-
-    compare.click(show, [typed, picked], [message, *columns], api_name="compare")
-    picked.focus(refresh, None, picked)
-    return started, partial(latest_run_view, database, project), [status, curve, bars, table, note]
+def build_training_tab(ctx: Context, app: gr.Blocks):
+    """The Fine-tune page's components and events (call inside ``gr.Tab``); a reload
+    shows the latest stored run. Returns the Fine-tune click's event, for chaining (the
+    caller refreshes the stage table after it)."""
+    gr.Markdown(INTRO)
+    settings = _settings_row()
+    start = gr.Button("Fine-tune", variant="primary", elem_id="finetune-button")
+    results = _results()
+    picked = _side_by_side_section(ctx)
+    app.load(bind(latest, ctx), outputs=results)
+    return start.click(bind(fine_tune, ctx), settings, [*results, picked], api_name="fine_tune")
