@@ -634,3 +634,25 @@ def test_an_export_without_held_out_rows_loads_with_datasets(tmp_path, fmt):
     parquet = datasets.load_dataset("parquet", data_dir=str(tmp_path / "parquet"))
     assert list(on_disk) == list(parquet) == ["train"]
     assert on_disk["train"].to_list() == parquet["train"].to_list() == [row, row]
+
+
+def test_a_project_with_imported_train_qrels_only_exports_a_loadable_dataset(database, tmp_path):
+    """The case the issue names: BEIR train qrels imported, so no held-out query; the
+    st-pairs export has a train split only and loads with both Hugging Face readers."""
+    import datasets
+
+    beir = tmp_path / "beir"
+    docs = [("tea", "Tea is made from leaves."), ("mars", "Mars is a red planet.")]
+    write(beir / "corpus.jsonl", "".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in docs))
+    write(beir / "queries.jsonl", '{"_id": "q1", "text": "a leaf drink"}\n')
+    write(beir / "qrels" / "train.tsv", "query-id\tcorpus-id\tscore\nq1\ttea\t1\n")
+    _fresh_project_with_corpus(database, beir / "corpus.jsonl")
+    assert import_labels(database, "q", beir, ImportOptions("beir")).queries == 1
+    out = tmp_path / "out"
+    report = export_dataset(database, "q", out, ExportOptions("st-pairs", eval_fraction=0.5))
+    assert report.manifest["counts"]["eval"] == 0
+    on_disk = datasets.load_from_disk(str(out))
+    parquet = datasets.load_dataset("parquet", data_dir=str(out / "parquet"))
+    expected = [{"anchor": "a leaf drink", "positive": "Tea is made from leaves."}]
+    assert list(on_disk) == list(parquet) == ["train"]
+    assert on_disk["train"].to_list() == parquet["train"].to_list() == expected
