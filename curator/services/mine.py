@@ -38,6 +38,9 @@ from curator.pipeline.negatives import (
     diagnose,
     select_negatives,
 )
+from curator.pipeline.negatives import (
+    guard_histogram as guard_histogram,  # re-exported for the app
+)
 from curator.progress import NullProgress, Progress
 from curator.retrieval.guide import GuideSettings
 from curator.services.projects import require_project

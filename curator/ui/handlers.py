@@ -218,28 +218,16 @@ def _histogram_spec(
 ) -> dict:
     """A Vega-Lite layered chart: ``values`` in ``bins`` bins, one edge exactly at ``cut``
     (so each bar is wholly on one side of it), bars past ``cut`` red, a rule at ``cut``."""
-    import math
+    from curator.services.mine import guard_histogram
 
-    import numpy as np
-
-    data = np.asarray(values, dtype=float)
-    low = min(float(data.min()) if data.size else cut, cut)
-    high = max(float(data.max()) if data.size else cut, cut)
-    width = (high - low) / bins or 0.05
-    start = cut - math.ceil((cut - low) / width - 1e-9) * width
-    count = max(1, math.ceil((high - start) / width + 1e-9))
-    if start + count * width <= high:
-        count += 1
-    edges = start + width * np.arange(count + 1)
-    counts, _ = np.histogram(data, bins=edges)
     rows = [
         {
-            "start": round(float(a), 6),
-            "end": round(float(b), 6),
-            "count": int(n),
-            "side": "discarded" if a >= cut - 1e-9 else "kept",
+            "start": b.start,
+            "end": b.end,
+            "count": b.count,
+            "side": "discarded" if b.discarded else "kept",
         }
-        for a, b, n in zip(edges[:-1], edges[1:], counts, strict=True)
+        for b in guard_histogram(values, cut, bins)
     ]
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
