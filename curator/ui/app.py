@@ -9,10 +9,9 @@ from pathlib import Path
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from curator.progress import CallbackProgress
 from curator.services.annotate import QUEUE_FILTERS, REJECT_REASONS
 from curator.services.projects import require_project
-from curator.ui import annotation, export_panel
+from curator.ui import annotation, export_panel, jobs_panel
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
@@ -26,10 +25,6 @@ from curator.ui.handlers import (
     overview_markdown,
     passage_for_row,
     passages_table,
-    run_generation,
-    run_ingest,
-    run_mining,
-    run_reranking,
 )
 from curator.ui.training import build_training_tab
 from db import Database
@@ -253,35 +248,30 @@ def build_ui(
         # Gradio fills ``event`` from the annotation, which a partial would hide
         return passage_for_row(database, project, rows, event.index)
 
-    def generate(model, sample, per_passage, best_of, progress=gr.Progress()):  # noqa: B008
+    def as_job(kind, params, progress, unit="steps"):
+        # the stage runs in a worker process (curator.worker); this thread polls its job
         def report(done, total, desc):
-            progress((done, total) if total else None, desc=desc, unit="passages")
+            progress((done, total) if total else None, desc=desc, unit=unit)
 
-        return run_generation(
-            database,
-            project,
-            data_dir,
-            model,
-            sample,
-            per_passage,
-            best_of,
-            progress=CallbackProgress(report),
-        )
+        return jobs_panel.run_as_job(database, project, data_dir, kind, params, report)[1]
+
+    def generate(model, sample, per_passage, best_of, progress=gr.Progress()):  # noqa: B008
+        params = {
+            "model": model,
+            "sample": sample,
+            "queries_per_passage": per_passage,
+            "best_of": best_of,
+        }
+        return as_job("generate", params, progress, unit="passages")
 
     def mine(top_n, negatives, relative_margin, margin, progress=gr.Progress()):  # noqa: B008
-        def report(done, total, desc):
-            progress((done, total) if total else None, desc=desc)
-
-        return run_mining(
-            database,
-            project,
-            data_dir,
-            top_n,
-            negatives,
-            relative_margin,
-            progress=CallbackProgress(report),
-            margin=margin,
-        )
+        params = {
+            "top_n": top_n,
+            "negatives": negatives,
+            "relative_margin": relative_margin,
+            "margin": margin,
+        }
+        return as_job("mine", params, progress)
 
     def diagnostics(relative_margin, margin, axis):
         spec, text = guard_diagnostics(database, project, relative_margin, margin, axis)
@@ -301,34 +291,41 @@ def build_ui(
         on_error,
         progress=gr.Progress(),  # noqa: B008
     ):
-        def report(done, total, desc):
-            progress((done, total) if total else None, desc=desc)
-
-        return run_ingest(
-            database,
-            project,
+        params, refusal = jobs_panel.ingest_params(
             data_dir,
             upload,
             path,
-            fmt,
-            id_field,
-            title_field,
-            text_field,
-            chunk,
-            words,
-            overlap,
-            on_error,
             allow_server_path=not login,
-            progress=CallbackProgress(report),
+            fmt=fmt,
+            id_field=id_field,
+            title_field=title_field,
+            text_field=text_field,
+            chunk=chunk,
+            chunk_words=words,
+            chunk_overlap=overlap,
+            on_error=on_error,
         )
+        if params is None:
+            return refusal, []
+
+        def report(done, total, desc):
+            progress((done, total) if total else None, desc=desc)
+
+        job, text = jobs_panel.run_as_job(database, project, data_dir, "ingest", params, report)
+        return text, (job.result.get("errors", []) if job is not None else [])
 
     def rerank(model, methods, top_k, k, progress=gr.Progress()):  # noqa: B008
-        def report(done, total, desc):
-            progress((done, total) if total else None, desc=desc, unit="pairs")
+        params = {"model": model, "methods": list(methods or []), "top_k": top_k, "k": k}
+        return as_job("rerank", params, progress, unit="pairs")
 
-        return run_reranking(
-            database, project, data_dir, model, methods, top_k, k, progress=CallbackProgress(report)
-        )
+    def export(fmt, policy, negatives, progress=gr.Progress()):  # noqa: B008
+        params = {"fmt": fmt, "policy": policy, "negatives": negatives}
+
+        def report(done, total, desc):
+            progress((done, total) if total else None, desc=desc)
+
+        job, text = jobs_panel.run_as_job(database, project, data_dir, "export", params, report)
+        return text, (job.result.get("archive") if job is not None else None)
 
     def who(annotator: str, request: gr.Request | None) -> str:
         # with login, judgments are always stored under the logged-in user
@@ -362,6 +359,7 @@ def build_ui(
 
     with gr.Blocks(title="curator") as app:
         gr.Markdown("### curator · embedding-data workbench")
+        jobs_panel.build_jobs_panel(database, data_dir)
         with gr.Accordion("Project status (counts per stage)", open=False):
             summary = gr.Markdown(elem_id="project-status")
         with gr.Tab("Passages"):
@@ -572,10 +570,11 @@ def build_ui(
             export_result = gr.Markdown(elem_id="export-result", elem_classes=["job-result"])
             export_file = gr.File(label="Download (zip)", interactive=False)
         export_button.click(
-            partial(export_panel.run_export, database, project, data_dir),
+            export,
             inputs=[export_format, export_policy, export_negatives],
             outputs=[export_result, export_file],
             api_name="export",
+            concurrency_limit=None,  # jobs queue in curator.services.jobs, not here
         )
 
         app.load(overview, outputs=summary)
@@ -595,6 +594,7 @@ def build_ui(
             inputs=[model, sample, per_passage, best_of],
             outputs=generate_result,
             api_name="generate",
+            concurrency_limit=None,
         ).then(queries, outputs=generated).then(overview, outputs=summary)
         page_outputs = [current, header, position, query_box, card, message]
         agreement = partial(annotation.agreement_tables, database, project)
@@ -633,6 +633,7 @@ def build_ui(
             inputs=[rerank_model, methods, rerank_top_k, rrf_k],
             outputs=rerank_result,
             api_name="rerank",
+            concurrency_limit=None,
         ).then(overview, outputs=summary)
         guard_inputs = [relative_margin, margin, guard_axis]
         mine_button.click(
@@ -640,6 +641,7 @@ def build_ui(
             inputs=[top_n, negatives, *guard_inputs[:2]],
             outputs=mine_result,
             api_name="mine",
+            concurrency_limit=None,
         ).then(overview, outputs=summary).then(
             diagnostics, inputs=guard_inputs, outputs=[guard_plot, guard_summary]
         )
@@ -667,6 +669,7 @@ def build_ui(
             ],
             outputs=[ingest_result, ingest_errors],
             api_name="ingest",
+            concurrency_limit=None,
         ).then(overview, outputs=summary).then(
             table, inputs=[search, page], outputs=[passages, caption, page]
         )

@@ -263,6 +263,8 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> tupl
     values; the components they go to), for the caller to run on page load."""
     import gradio as gr
 
+    from curator.ui.jobs_panel import training_job_events
+
     gr.Markdown(
         "Fine-tune the base model (all-MiniLM-L6-v2) on the curated queries; about a fifth "
         "of the judged seed passages are held out (stored split, seed 13) and BM25, the "
@@ -317,7 +319,8 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> tupl
         ]
 
     def run(policy, loss, epochs, batch, lr, max_seq, negatives, progress=gr.Progress()):  # noqa: B008
-        for event in training_events(
+        # the fine-tune runs as a job in a worker process (curator.ui.jobs_panel)
+        for event in training_job_events(
             database, project, data_dir, policy, loss, epochs, batch, lr, max_seq, negatives
         ):
             if "error" in event:
@@ -346,6 +349,7 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> tupl
         [policy, loss, epochs, batch, lr, max_seq, negatives],
         [status, curve, bars, table, note, picked],
         api_name="fine_tune",
+        concurrency_limit=None,  # a second click is refused by the jobs service
     )
 
     def refresh():
