@@ -201,3 +201,25 @@ def test_kill_9_of_a_worker_mid_generate_then_a_rerun_resumes(tmp_path, data_dir
         r"generated (\d+) queries, (\d+) replies did not parse.*; (\d+) passages too", text
     )
     assert counts and sum(map(int, counts.groups())) == 8 - before, text  # only the rest
+
+
+def test_a_second_fine_tune_click_is_refused_with_a_message(data_dir, db):
+    with cli_job(db, "p", "train", {}, data_dir) as running:
+        events = list(
+            jobs_panel.training_job_events(db, "p", data_dir, "none", "mnrl", 1, 4, 5e-5, 64, 1)
+        )
+    assert len(events) == 1 and "error" in events[0]
+    assert f"a train job (#{running.job_id}) is already running for project p" in events[0]["error"]
+
+
+def test_a_waiting_app_job_can_be_cancelled_from_the_cli(tmp_path, data_dir, db, capsys):
+    path = corpus(tmp_path / "a.jsonl", 2)
+    with cli_job(db, "p", "mine", {}, data_dir):
+        job = submit(db, "p", "ingest", {"path": str(path)}, data_dir)
+        assert main(["--data-dir", str(data_dir), "jobs", "--cancel", str(job.id)]) == 0
+        assert f"job #{job.id} ingest: cancelled" in capsys.readouterr().out
+    # the worker saw it and left without running it
+    wait_until(lambda: not Path(f"/proc/{job.pid}").exists(), 30, "the worker to exit")
+    assert get_job(db, job.id).status == "cancelled"
+    with db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Passage)) == 0
