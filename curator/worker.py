@@ -210,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_id", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log.setLevel(logging.INFO)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     database = open_database(args.db)
     log.info("job #%d: worker pid %d", args.job_id, os.getpid())

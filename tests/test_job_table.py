@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -156,29 +157,34 @@ def test_the_app_ingest_button_runs_as_a_job(tmp_path, data_dir, db):
     assert "3 passages" in overview_markdown(db, "p")
 
 
+def demo_file(path: Path, n: int = 8) -> Path:
+    """The demo corpus's first ``n`` topics, cut to ~100 words (as the demo chunks them)."""
+    from itertools import islice
+
+    from curator.demo import demo_records
+
+    rows = [
+        {"_id": r.doc_id, "title": r.title, "text": " ".join(r.text.split()[:100])}
+        for r in islice(demo_records(), n)
+    ]
+    return write(path, "\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def count_queries(db) -> int:
+    with db.sessions() as session:
+        return session.scalar(select(func.count()).select_from(GeneratedQuery))
+
+
 @pytest.mark.slow
 def test_kill_9_of_a_worker_mid_generate_then_a_rerun_resumes(tmp_path, data_dir, db):
     """The acceptance test: the embedded LLM in a worker, killed mid-run."""
-    from curator.demo import demo_records
-
-    records = []
-    for record in demo_records():
-        records.append(record)
-        if len(records) == 8:
-            break
-    # the demo corpus's first topics, cut to ~100 words as the demo project chunks them
-    rows = [
-        {"_id": r.doc_id, "title": r.title, "text": " ".join(r.text.split()[:100])} for r in records
-    ]
-    write(tmp_path / "demo.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
     job, _ = jobs_panel.run_as_job(
-        db, "demo", data_dir, "ingest", {"path": str(tmp_path / "demo.jsonl")}
+        db, "demo", data_dir, "ingest", {"path": str(demo_file(tmp_path / "demo.jsonl"))}
     )
     assert job.status == "done", job.error
 
     def generated() -> int:
-        with db.sessions() as session:
-            return session.scalar(select(func.count()).select_from(GeneratedQuery))
+        return count_queries(db)
 
     params = {"model": "local/gemma3-270m", "sample": 0, "queries_per_passage": 1, "best_of": 1}
     first = submit(db, "demo", "generate", params, data_dir)
@@ -223,3 +229,30 @@ def test_a_waiting_app_job_can_be_cancelled_from_the_cli(tmp_path, data_dir, db,
     assert get_job(db, job.id).status == "cancelled"
     with db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Passage)) == 0
+
+
+@pytest.mark.slow
+def test_the_served_app_answers_while_its_generate_worker_is_killed(tmp_path, data_dir, db):
+    """Over HTTP: `curator serve`, its Generate endpoint, kill -9 of the job's worker."""
+    from gradio_client import Client
+    from test_browser import serving
+
+    from curator.services.ingest import ingest_path
+
+    ingest_path(db, "default", demo_file(tmp_path / "demo.jsonl"))
+    with serving(data_dir) as url:
+        client = Client(url, verbose=False)
+        pending = client.submit("local/gemma3-270m", 0, 1, 1, api_name="/generate")
+        wait_until(lambda: count_queries(db) >= 2, timeout=300, what="two stored queries")
+        [job] = list_jobs(db, unfinished=True)
+        os.kill(job.pid, signal.SIGKILL)
+        shown = pending.result(timeout=60)
+        assert f"**Generation failed** (job #{job.id})" in shown and "SIGKILL" in shown
+        before = count_queries(db)
+        # the server still answers: the page, and the next Generate resumes the run
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200
+        again = client.predict("local/gemma3-270m", 0, 1, 1, api_name="/generate")
+        assert again.startswith("generated "), again
+    assert count_queries(db) == 8 > before
+    assert [j.status for j in list_jobs(db)] == ["done", "failed"]

@@ -264,7 +264,7 @@ def mark_running(database: Database, job_id: int, pid: int | None = None) -> Non
         pid=pid or os.getpid(),
         host=socket.gethostname(),
         started_at=utcnow(),
-        message="started",
+        message="running",
     )
 
 
@@ -571,13 +571,13 @@ def _watch(database: Database, job_id: int, process: subprocess.Popen, data_dir)
             only_unfinished=True,
         )
         return
-    reason = _exit_reason(code)
-    tail = _log_tail(worker_log(data_dir, job_id))
+    # a signal leaves no message worth showing; an exit code may follow a traceback
+    tail = _log_tail(worker_log(data_dir, job_id)) if code > 0 else ""
     finish_job(
         database,
         job_id,
         JobStatus.FAILED,
-        error=f"{reason}; run it again to resume" + (f"\n{tail}" if tail else ""),
+        error=f"{_exit_reason(code)}; run it again to resume" + (f"\n{tail}" if tail else ""),
         only_unfinished=True,
     )
 

@@ -87,7 +87,7 @@ def outcome_markdown(job: JobView) -> str:
         return job.result["markdown"]
     return (
         f"**{name} failed** (job #{job.id}): {html.escape(job.error or 'no reason recorded')}"
-        "\n\nThe app is still running; run it again to resume where it stopped."
+        "\n\nThe app keeps serving; the stage resumes where it stopped when run again."
     )
 
 
