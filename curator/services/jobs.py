@@ -99,7 +99,7 @@ class JobView:
             count = f"{self.progress_done:,} of {self.progress_total:,}"
         elif self.progress_done:
             count = f"{self.progress_done:,} done"
-        return ", ".join(part for part in (count, self.message) if part)
+        return ": ".join(part for part in (self.message, count) if part)
 
     def line(self) -> str:
         """One line for ``curator jobs``."""
@@ -317,7 +317,7 @@ class JobProgress:
         self._written = 0.0
 
     def start(self, total: int | None, unit: str, desc: str) -> None:
-        self.total, self.done, self.desc = total, 0, f"{desc} ({unit})" if unit else desc
+        self.total, self.done, self.desc = total, 0, desc
         self._write(force=True)
         if self.also is not None:
             self.also.start(total, unit, desc)
