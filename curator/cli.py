@@ -329,6 +329,22 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from curator.services.jobs import cancel, list_jobs
+
+    database = _open(settings)
+    if args.cancel is not None:
+        job = cancel(database, args.cancel)
+        print(f"job #{job.id} {job.kind}: {job.status}")
+        return 0
+    jobs = list_jobs(database, limit=args.limit)
+    if not jobs:
+        print("no jobs yet")
+    for job in jobs:
+        print(job.line())
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from curator.services.auth import has_accounts
     from curator.ui.network import check_bind_address
@@ -480,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-errors", type=int, default=20, help="how many skipped records to list"
     )
     ingest.set_defaults(func=cmd_ingest)
+    add_job_options(ingest, "ingest")
 
     generate = commands.add_parser(
         "generate",
@@ -707,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beir", type=Path, help="a BEIR folder to evaluate on instead")
     evaluate.add_argument("--split", default="test", help="qrels split of --beir")
     evaluate.set_defaults(func=cmd_eval)
+    add_job_options(evaluate, "eval")
 
     from curator.pipeline.export import FORMATS as EXPORT_FORMATS
     from curator.pipeline.training_set import (
@@ -748,6 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="replace an existing --out")
     export.add_argument("--project", default=argparse.SUPPRESS, help="project to export")
     export.set_defaults(func=cmd_export)
+    add_job_options(export, "export")
 
     imports = commands.add_parser(
         "import",
@@ -772,6 +791,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imports.add_argument("--project", default=argparse.SUPPRESS, help="project to import into")
     imports.set_defaults(func=cmd_import)
+
+    jobs = commands.add_parser(
+        "jobs",
+        help="recent jobs of the CLI and the app: running, waiting, done, failed",
+        description="The jobs table: one heavy job (generate, mine, rerank, train, eval, "
+        "export, ingest) runs at a time per data folder; the others wait in turn. A job whose "
+        "process died is shown failed.",
+    )
+    jobs.add_argument("--limit", type=int, default=20, help="show the N newest jobs")
+    jobs.add_argument("--cancel", type=int, metavar="ID", help="cancel a waiting or running job")
+    jobs.set_defaults(func=cmd_jobs)
 
     status = commands.add_parser("status", help="counts per table and pipeline stage")
     status.set_defaults(func=cmd_status)
@@ -829,8 +859,9 @@ def add_job_options(command: argparse.ArgumentParser, job: str) -> None:
     command.add_argument(
         "--no-wait",
         action="store_true",
-        help="refuse to start while another heavy job (generate, mine, rerank, train) runs "
-        "on the same data folder, instead of waiting for it",
+        help="refuse to start while another job (generate, mine, rerank, train, eval, export, "
+        "ingest; from the CLI or the app) runs or waits on the same data folder, instead of "
+        "waiting for it",
     )
     command.set_defaults(heavy_job=job)
 
@@ -840,7 +871,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     job = getattr(args, "heavy_job", None)
     if job is None:
         return args.func(args, settings)
-    from curator.services.jobs import job_lock
+    from curator.services.jobs import cli_job
 
     def waiting(holder: str) -> None:
         print(
@@ -850,8 +881,33 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
 
-    with job_lock(settings.data_dir, job, wait=not args.no_wait, on_wait=waiting):
-        return args.func(args, settings)
+    with cli_job(
+        _open(settings),
+        settings.project,
+        job,
+        _job_params(args),
+        settings.data_dir,
+        wait=not args.no_wait,
+        on_wait=waiting,
+    ) as handle:
+        handle.exit_code = args.func(args, settings)
+        return handle.exit_code
+
+
+def _job_params(args: argparse.Namespace) -> dict:
+    """The command's options as JSON values, for its row in the jobs table."""
+    params = {}
+    for name, value in vars(args).items():
+        if name in ("func", "heavy_job", "verbose", "db", "data_dir") or callable(value):
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, (list, tuple)):
+            value = [str(v) for v in value]
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            value = str(value)
+        params[name] = value
+    return params
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -451,3 +451,57 @@ class EvaluationResult(Base):
     metric: Mapped[str] = mapped_column(String(32))
     value: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobKind(StrEnum):
+    GENERATE = "generate"
+    MINE = "mine"
+    RERANK = "rerank"
+    TRAIN = "train"
+    EVAL = "eval"
+    EXPORT = "export"
+    INGEST = "ingest"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Job(Base):
+    """One heavy job asked for by the CLI or the app (``curator.services.jobs``).
+
+    Jobs of one data folder run one at a time, oldest first: a job waits ``queued`` until
+    it holds ``<data dir>/jobs.lock``. ``pid`` is the process that waits for or runs it
+    (the CLI itself, or a ``curator.worker`` process started for the app), so a job whose
+    process died is found and marked failed. ``project`` is the project's name (an ingest
+    may create it); ``result`` holds what the app shows when it ends.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_in("kind", JobKind), name="kind"),
+        CheckConstraint(_in("status", JobStatus), name="status"),
+        Index("ix_jobs_data_dir_status", "data_dir", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(32), default=JobStatus.QUEUED.value)
+    origin: Mapped[str] = mapped_column(String(16), default="cli")
+    data_dir: Mapped[str] = mapped_column(Text)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

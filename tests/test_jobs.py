@@ -32,13 +32,16 @@ def test_other_data_folders_do_not_wait(tmp_path):
         pass
 
 
+JOB_ARGS = {"ingest": ["corpus.jsonl"], "export": ["--format", "beir", "--out", "x"]}
+
+
 @pytest.mark.parametrize("job", HEAVY_JOBS)
 def test_cli_no_wait_refuses_while_another_job_runs(tmp_path, capsys, job):
     data = tmp_path / "data"
     other = FileLock(data / "jobs.lock", purpose="rerank")
     other.acquire()
     try:
-        code = main(["--data-dir", str(data), job, "--no-wait"])
+        code = main(["--data-dir", str(data), job, *JOB_ARGS.get(job, []), "--no-wait"])
     finally:
         other.release()
     err = capsys.readouterr().err

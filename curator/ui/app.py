@@ -14,6 +14,7 @@ from curator.ui.agreement import build_agreement_tab
 from curator.ui.annotate import build_annotate_tab
 from curator.ui.context import Context, bind
 from curator.ui.export_panel import build_export_tab
+from curator.ui.jobs_panel import build_jobs_panel
 from curator.ui.page import CSS, SHORTCUTS
 from curator.ui.passages import build_passages_tab, guide_markdown, overview_markdown
 from curator.ui.pipeline import build_pipeline_tab
@@ -29,6 +30,7 @@ def build_ui(
     ctx = Context(database, project, Path(data_dir), login)
     with gr.Blocks(title="curator") as app:
         gr.Markdown("### curator · embedding-data workbench")
+        build_jobs_panel(ctx.database, ctx.data_dir)
         guide = gr.Markdown(elem_id="first-steps")
         with gr.Accordion("Project status (counts per stage)", open=False):
             summary = gr.Markdown(elem_id="project-status")

@@ -64,10 +64,16 @@ def run_export(
 
 
 def export(ctx: Context, fmt: str, policy: str, negatives, progress=gr.Progress()):  # noqa: B008
-    """The Export button: an indeterminate bar while the export is written (it has no
-    count to report), then the summary and the zip."""
-    progress(None, desc=f"exporting {fmt}")
-    return run_export(ctx.database, ctx.project, ctx.data_dir, fmt, policy, negatives)
+    """The Export button: the export runs as a job in a worker process (``run_export``
+    there); an indeterminate bar while it waits and runs, then the summary and the zip."""
+    from curator.ui.jobs_panel import run_as_job
+
+    def report(done, total, desc):
+        progress((done, total) if total else None, desc=desc or f"exporting {fmt}")
+
+    params = {"fmt": fmt, "policy": policy, "negatives": negatives}
+    job, text = run_as_job(ctx.database, ctx.project, ctx.data_dir, "export", params, report)
+    return text, (job.result.get("archive") if job is not None else None)
 
 
 def build_export_tab(ctx: Context) -> None:
@@ -87,4 +93,5 @@ def build_export_tab(ctx: Context) -> None:
         inputs=[fmt, policy, negatives],
         outputs=[result, download],
         api_name="export",
+        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
     )

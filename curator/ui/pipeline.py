@@ -21,11 +21,8 @@ from curator.ui.handlers import (
     QUERY_WIDTHS,
     generated_queries_table,
     guard_diagnostics,
-    run_generation,
-    run_ingest,
-    run_mining,
-    run_reranking,
 )
+from curator.ui.jobs_panel import ingest_params, run_as_job
 from curator.ui.progress_bar import BarProgress
 
 INGEST_HELP = """\
@@ -71,12 +68,23 @@ becomes the proposed positive, often not the seed. The embedded model needs roug
 """
 
 
+def as_job(ctx: Context, kind: str, params: dict, progress, unit: str = "steps"):
+    """Run ``kind`` as a job in a worker process (``curator.worker``) and wait for it; the
+    bar shows the waiting position, then the job's progress with an ETA. Returns (the
+    finished job or None when refused, its Markdown)."""
+    bar = BarProgress(progress, unit)
+
+    def report(done, total, desc):
+        bar.update(done or 0, total, desc)
+
+    return run_as_job(ctx.database, ctx.project, ctx.data_dir, kind, params, report)
+
+
 def generate(ctx: Context, model, sample, per_passage, best_of, progress=gr.Progress()):  # noqa: B008
-    """Generate queries; the bar counts passages with an ETA."""
-    bar = BarProgress(progress, "passages")
-    return run_generation(
-        ctx.database, ctx.project, ctx.data_dir, model, sample, per_passage, best_of, progress=bar
-    )
+    """Generate queries as a job; the bar counts passages with an ETA."""
+    params = {"model": model, "sample": sample, "queries_per_passage": per_passage}
+    params["best_of"] = best_of
+    return as_job(ctx, "generate", params, progress, "passages")[1]
 
 
 def queries(ctx: Context) -> list[list]:
@@ -85,18 +93,10 @@ def queries(ctx: Context) -> list[list]:
 
 
 def mine(ctx: Context, top_n, negatives, relative_margin, margin, progress=gr.Progress()):  # noqa: B008
-    """Mine candidates; the bar counts what the service reports with an ETA."""
-    bar = BarProgress(progress, "queries")
-    return run_mining(
-        ctx.database,
-        ctx.project,
-        ctx.data_dir,
-        top_n,
-        negatives,
-        relative_margin,
-        progress=bar,
-        margin=margin,
-    )
+    """Mine candidates as a job; the bar counts what the service reports with an ETA."""
+    params = {"top_n": top_n, "negatives": negatives, "relative_margin": relative_margin}
+    params["margin"] = margin
+    return as_job(ctx, "mine", params, progress, "queries")[1]
 
 
 def diagnostics(ctx: Context, relative_margin, margin, axis):
@@ -107,11 +107,9 @@ def diagnostics(ctx: Context, relative_margin, margin, axis):
 
 
 def rerank(ctx: Context, model, methods, top_k, k, progress=gr.Progress()):  # noqa: B008
-    """Rerank with the LLM settings the CLI uses; the bar counts pairs with an ETA."""
-    bar = BarProgress(progress, "pairs")
-    return run_reranking(
-        ctx.database, ctx.project, ctx.data_dir, model, methods, top_k, k, progress=bar
-    )
+    """Rerank as a job, with the LLM settings the CLI uses; the bar counts pairs."""
+    params = {"model": model, "methods": list(methods or []), "top_k": top_k, "k": k}
+    return as_job(ctx, "rerank", params, progress, "pairs")[1]
 
 
 def ingest(
@@ -128,24 +126,26 @@ def ingest(
     on_error,
     progress=gr.Progress(),  # noqa: B008
 ):
-    """Ingest an upload or a server path (refused behind a login); the bar counts records."""
-    return run_ingest(
-        ctx.database,
-        ctx.project,
+    """Ingest an upload or a server path (refused behind a login) as a job; the bar counts
+    records. Returns (Markdown, the bad records' rows)."""
+    params, refusal = ingest_params(
         ctx.data_dir,
         upload,
         path,
-        fmt,
-        id_field,
-        title_field,
-        text_field,
-        chunk,
-        words,
-        overlap,
-        on_error,
         allow_server_path=not ctx.login,
-        progress=BarProgress(progress, "records"),
+        fmt=fmt,
+        id_field=id_field,
+        title_field=title_field,
+        text_field=text_field,
+        chunk=chunk,
+        chunk_words=words,
+        chunk_overlap=overlap,
+        on_error=on_error,
     )
+    if params is None:
+        return refusal, []
+    job, text = as_job(ctx, "ingest", params, progress, "records")
+    return text, (job.result.get("errors", []) if job is not None else [])
 
 
 def _ingest_section(ctx: Context) -> dict:
@@ -191,6 +191,7 @@ def _ingest_section(ctx: Context) -> dict:
         inputs=[*inputs, overlap, on_error],
         outputs=[result, errors],
         api_name="ingest",
+        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
     )
     return {"ingested": event}
 
@@ -223,6 +224,7 @@ def _generate_section(ctx: Context, app: gr.Blocks) -> dict:
         inputs=[model, sample, per_passage, best_of],
         outputs=result,
         api_name="generate",
+        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
     ).then(bind(queries, ctx), outputs=generated)
     return {"generated": event}
 
@@ -263,6 +265,7 @@ def _mine_section(ctx: Context, app: gr.Blocks) -> dict:
         inputs=[top_n, negatives, relative_margin, margin],
         outputs=result,
         api_name="mine",
+        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
     )
     event.then(bind(diagnostics, ctx), inputs=guard, outputs=[plot, summary])
     gr.on(
@@ -296,6 +299,7 @@ def _rerank_section(ctx: Context) -> dict:
         inputs=[model, methods, top_k, rrf_k],
         outputs=result,
         api_name="rerank",
+        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
     )
     return {"reranked": event}
 

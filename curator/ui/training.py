@@ -244,7 +244,10 @@ def fine_tune(
     it goes: status, loss curve, then bars, metrics, held-out note and the held-out
     picker's choices; the progress bar counts training steps with an ETA."""
     bar = BarProgress(progress, "steps")
-    for event in training_events(
+    from curator.ui.jobs_panel import training_job_events
+
+    # the fine-tune runs as a job in a worker process (curator.worker)
+    for event in training_job_events(
         ctx.database, ctx.project, ctx.data_dir, policy, loss, epochs, batch, lr, max_seq, negatives
     ):
         if "error" in event:
@@ -358,4 +361,10 @@ def build_training_tab(ctx: Context, app: gr.Blocks):
     results = _results()
     picked = _side_by_side_section(ctx)
     app.load(bind(latest, ctx), outputs=results)
-    return start.click(bind(fine_tune, ctx), settings, [*results, picked], api_name="fine_tune")
+    return start.click(
+        bind(fine_tune, ctx),
+        settings,
+        [*results, picked],
+        api_name="fine_tune",
+        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
+    )
