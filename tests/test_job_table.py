@@ -31,7 +31,8 @@ from curator.services.jobs import (
     wait_for_job,
 )
 from curator.ui import jobs_panel
-from curator.ui.handlers import overview_markdown
+from curator.ui.context import Context
+from curator.ui.passages import overview_markdown
 from db import open_database
 from db.models import GeneratedQuery, Passage
 from db.session import sqlite_url
@@ -154,7 +155,7 @@ def test_the_app_ingest_button_runs_as_a_job(tmp_path, data_dir, db):
     )
     assert job.status == "done" and job.origin == "app" and job.pid != os.getpid()
     assert "3 passages added" in text and seen  # progress was reported while it ran
-    assert "3 passages" in overview_markdown(db, "p")
+    assert "3 passages" in overview_markdown(Context(db, "p", tmp_path))
 
 
 def demo_file(path: Path, n: int = 8) -> Path:
@@ -195,7 +196,7 @@ def test_kill_9_of_a_worker_mid_generate_then_a_rerun_resumes(tmp_path, data_dir
     before = generated()
     assert 2 <= before < 8
     # the app answers: its handlers read the database and the job list
-    assert "demo" in overview_markdown(db, "demo")
+    assert "demo" in overview_markdown(Context(db, "demo", tmp_path))
     assert f"#{first.id}" in jobs_panel.jobs_table(db, data_dir)[0][0]
 
     second, text = jobs_panel.run_as_job(db, "demo", data_dir, "generate", params)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from curator.services import Database
 from curator.services.jobs import (
     JobRefused,
     JobView,
@@ -25,7 +26,7 @@ from curator.services.jobs import (
     submit,
     wait_for_job,
 )
-from curator.services import Database
+from curator.ui.context import bind
 
 JOB_COLUMNS = ["job", "kind", "status", "from", "project", "started", "progress or error"]
 REFRESH_SECONDS = 2.0
@@ -132,11 +133,12 @@ def ingest_params(
     """The ingest job's parameters: the uploaded file (copied under ``<data
     dir>/uploads/`` here, before the job) or the server path, with ``options``; or (None,
     the Markdown refusal)."""
-    from curator.ui.handlers import _stored_upload
+    from curator.services.ingest import store_upload
 
     typed = (server_path or "").strip()
     if upload is not None and upload != []:
-        path = _stored_upload(upload[0] if isinstance(upload, list) else upload, data_dir)
+        upload = upload[0] if isinstance(upload, list) else upload
+        path = store_upload(upload if isinstance(upload, (str, Path)) else upload.name, data_dir)
     elif typed:
         if not allow_server_path:
             return None, (
@@ -211,6 +213,11 @@ def training_job_events(
     yield {"status": status, "curve": curve, "report": report}
 
 
+def refresh(database: Database, data_dir: Path | str) -> tuple[str, list[list]]:
+    """The Jobs status line and table, for the panel's timer."""
+    return jobs_status(database, data_dir), jobs_table(database, data_dir)
+
+
 def build_jobs_panel(database: Database, data_dir: Path | str):
     """The Jobs status line and a table of recent jobs, refreshed every few seconds
     (call inside the caller's Blocks). Returns (status Markdown, table, timer)."""
@@ -226,9 +233,10 @@ def build_jobs_panel(database: Database, data_dir: Path | str):
             elem_id="jobs-table",
         )
     timer = gr.Timer(REFRESH_SECONDS)
-
-    def refresh():
-        return jobs_status(database, data_dir), jobs_table(database, data_dir)
-
-    timer.tick(refresh, outputs=[status, table], show_progress="hidden", queue=False)
+    timer.tick(
+        bind(refresh, database, data_dir),
+        outputs=[status, table],
+        show_progress="hidden",
+        queue=False,
+    )
     return status, table, timer
