@@ -147,8 +147,18 @@ def main() -> None:
             page.get_by_role("tab", name="Fine-tune").click()
             page.get_by_label("Batch size").fill("8")  # a few steps on ~30 queries
             page.get_by_label("Epochs").fill("2")
+            status = "document.querySelector('#finetune-status textarea')?.value || ''"
+            page.wait_for_function(f"() => /^(training run|No training run)/.test({status})")
+            before = page.locator("#finetune-status textarea").input_value()
             page.locator("#finetune-button").click()
-            page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=900_000)
+            # this click's run is done (a reused folder already shows an earlier one)
+            page.wait_for_function(
+                f"([before]) => {{ const v = {status}; return v !== before &&"
+                " /^training run \\d+:/.test(v) && !v.includes('evaluating'); }",
+                arg=[before],
+                timeout=900_000,
+            )
+            page.locator("#metrics-table").get_by_text("hybrid").wait_for(timeout=60_000)
             page.get_by_label("Type a query").fill("how do I write a decorator")
             page.locator("#compare-button").click()
             page.wait_for_function(

@@ -283,9 +283,9 @@ def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
     message, bm25, base, tuned = side_by_side(judged.db, "p", judged.data, "", query_id)
     assert label in message and "relevant passages in the top 10" in message
     for frame in (bm25, base, tuned):
-        assert list(frame["rank"]) == list(range(1, len(DOCS) + 1))
-        assert (frame["relevant"] == "✓").sum() == 1
-        assert set(frame["passage id"]) == {doc[0] for doc in DOCS}
+        assert list(frame["#"]) == list(range(1, len(DOCS) + 1))
+        assert (frame["rel"] == "✓").sum() == 1
+        assert set(frame["id"]) == {doc[0] for doc in DOCS}
     assert set(tuned["vs base"]) <= {"="} | {f"▲{i}" for i in range(8)} | {
         f"▼{i}" for i in range(8)
     }

@@ -16,7 +16,7 @@ from curator.ui.context import Context, bind
 from curator.ui.export_panel import build_export_tab
 from curator.ui.jobs_panel import build_jobs_panel
 from curator.ui.page import CSS, SHORTCUTS
-from curator.ui.passages import build_passages_tab, guide_markdown, overview_markdown
+from curator.ui.passages import build_passages_tab, overview_and_guide
 from curator.ui.pipeline import build_pipeline_tab
 from curator.ui.training import build_training_tab
 
@@ -49,11 +49,10 @@ def build_ui(
         table = {"fn": passages["table"], "inputs": passages["inputs"]}
         gr.on([app.load, *passages["triggers"]], outputs=passages["outputs"], **table)
         jobs["ingested"].then(outputs=passages["outputs"], **table)
-        overview = [(bind(overview_markdown, ctx), summary), (bind(guide_markdown, ctx), guide)]
-        for fn, output in overview:
-            gr.on([app.load, passages["refresh"].click], fn, outputs=output)
-            for event in [*judged, *jobs.values(), fine_tuned]:
-                event.then(fn, outputs=output)
+        overview = bind(overview_and_guide, ctx)
+        gr.on([app.load, passages["refresh"].click], overview, outputs=[summary, guide])
+        for event in [*judged, *jobs.values(), fine_tuned]:
+            event.then(overview, outputs=[summary, guide])
     return app
 
 

@@ -20,7 +20,16 @@ PREVIEW_CHARS = 160
 
 def overview_markdown(ctx: Context) -> str:
     """The project's name, database and per-stage counts as Markdown (all values escaped)."""
+    return _overview(project_status(ctx.database, ctx.project))
+
+
+def overview_and_guide(ctx: Context) -> tuple[str, str]:
+    """(the stage table, the first-use line), from one read of the project's counts."""
     status = project_status(ctx.database, ctx.project)
+    return _overview(status), next_step(status)
+
+
+def _overview(status: ProjectStatus) -> str:
     lines = [
         f"### Project `{html.escape(status.project)}`",
         f"Database: `{html.escape(status.database)}`",
@@ -69,11 +78,6 @@ def next_step(status: ProjectStatus) -> str:
         if not status.counts.get(count):
             return text
     return ""
-
-
-def guide_markdown(ctx: Context) -> str:
-    """The first-use guide line for the project as it stands."""
-    return next_step(project_status(ctx.database, ctx.project))
 
 
 def _preview(text: str) -> str:

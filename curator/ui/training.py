@@ -31,7 +31,10 @@ from curator.services.train import training_events as service_training_events
 from curator.ui.context import Context, bind
 from curator.ui.progress_bar import BarProgress
 
-RANKING_COLUMNS = ["rank", "passage id", "relevant", "vs base", "passage"]
+# short headers: three tables share the page's width (rank, passage id, ✓ on a relevant
+# passage, the fine-tuned model's move against the base model, the passage's text)
+RANKING_COLUMNS = ["#", "id", "rel", "vs base", "passage"]
+RANKING_WIDTHS = ["7%", "22%", "10%", "13%", "48%"]
 PREVIEW = 220
 FEW_HELD_OUT = 30
 
@@ -342,7 +345,7 @@ def _side_by_side_section(ctx: Context) -> gr.Dropdown:
                 headers=RANKING_COLUMNS,
                 label=name,
                 wrap=True,
-                column_widths=["8%", "17%", "10%", "10%", "55%"],
+                column_widths=RANKING_WIDTHS,
             )
             for name in ("BM25", "base model", "fine-tuned")
         ]
