@@ -209,7 +209,9 @@ def training_job_events(
     if latest is None or not latest.metrics:
         yield {"status": status, "curve": curve}
         return
-    report = EvaluationReport("held-out", "held-out", latest.eval_queries or 0, latest.metrics)
+    report = EvaluationReport(
+        "held-out", "held-out", latest.eval_queries or 0, latest.metrics, paired=latest.paired
+    )
     yield {"status": status, "curve": curve, "report": report}
 
 
