@@ -13,10 +13,10 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest
+from postgres import URL_VARIABLE as POSTGRES_URL_VARIABLE
 
 from db import Database, open_database
 from db.session import sqlite_url
-from postgres import URL_VARIABLE as POSTGRES_URL_VARIABLE
 
 SHARED = Path(os.environ.get("CURATOR_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
 SCIFACT = SHARED / "datasets" / "scifact"

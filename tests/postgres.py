@@ -65,9 +65,9 @@ def start(folder: str | Path) -> str:
         )
     port = _free_port()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    log = str(folder / "server.log")
     subprocess.run(
-        _as_owner([pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-o", options])
-        + ["-w", "start"],
+        _as_owner([pg_ctl, "-D", str(data), "-l", log, "-o", options, "-w", "start"]),
         check=True,
         stdout=subprocess.DEVNULL,
     )

@@ -10,6 +10,7 @@ import gradio as gr
 from gradio.components.plot import PlotData
 
 from curator.progress import CallbackProgress
+from curator.services.access import PermissionDenied, check_model, is_admin, require_admin
 from curator.services.annotate import QUEUE_FILTERS, REJECT_REASONS
 from curator.services.projects import require_project
 from curator.ui import annotation, export_panel
@@ -227,6 +228,12 @@ CSS = """
 """
 
 
+FAILED_LOGIN_DELAY_S = 0.5
+# annotation events are short database reads and one append each: many annotators at once
+# (the heavy pipeline events keep Gradio's default of one at a time)
+ANNOTATE_CONCURRENCY = 32
+
+
 def _annotation_outputs(page: annotation.AnnotationPage) -> tuple:
     """The Annotate tab's component values for ``page``: the card is rebuilt for each
     query, so no mark outlives it."""
@@ -240,11 +247,29 @@ def _annotation_outputs(page: annotation.AnnotationPage) -> tuple:
     )
 
 
+def admin_guard(database: Database, project: str, *, login: bool):
+    """The server-side check at the top of every admin handler: ``guard(request, action,
+    model=None)`` raises ``gr.Error`` (a message, no internals) unless the logged-in caller
+    may run ``action`` and ``model`` is on the project's allow-list. Without ``login``
+    everyone may (one local user), models are still checked."""
+
+    def guard(request: gr.Request | None, action: str, model: str | None = None) -> str | None:
+        name = getattr(request, "username", None) if request is not None else None
+        try:
+            require_admin(database, name, action, login=login)
+            return None if model is None else check_model(database, project, model)
+        except PermissionDenied as error:
+            raise gr.Error(str(error)) from None
+
+    return guard
+
+
 def build_ui(
     database: Database, project: str, data_dir: Path | str = "data", *, login: bool = False
 ) -> gr.Blocks:
     """The app's Blocks: overview and passages; the pipeline page (generation)."""
     data_dir = Path(data_dir)
+    guard = admin_guard(database, project, login=login)
     overview = partial(overview_markdown, database, project)
     table = partial(passages_table, database, project)
     queries = partial(generated_queries_table, database, project)
@@ -253,7 +278,9 @@ def build_ui(
         # Gradio fills ``event`` from the annotation, which a partial would hide
         return passage_for_row(database, project, rows, event.index)
 
-    def generate(model, sample, per_passage, best_of, progress=gr.Progress()):  # noqa: B008
+    def generate(model, sample, per_passage, best_of, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        model = guard(request, "generation", model)
+
         def report(done, total, desc):
             progress((done, total) if total else None, desc=desc, unit="passages")
 
@@ -268,7 +295,16 @@ def build_ui(
             progress=CallbackProgress(report),
         )
 
-    def mine(top_n, negatives, relative_margin, margin, progress=gr.Progress()):  # noqa: B008
+    def mine(
+        top_n,
+        negatives,
+        relative_margin,
+        margin,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        guard(request, "mining")
+
         def report(done, total, desc):
             progress((done, total) if total else None, desc=desc)
 
@@ -299,8 +335,11 @@ def build_ui(
         words,
         overlap,
         on_error,
+        request: gr.Request,
         progress=gr.Progress(),  # noqa: B008
     ):
+        guard(request, "ingest")
+
         def report(done, total, desc):
             progress((done, total) if total else None, desc=desc)
 
@@ -322,7 +361,9 @@ def build_ui(
             progress=CallbackProgress(report),
         )
 
-    def rerank(model, methods, top_k, k, progress=gr.Progress()):  # noqa: B008
+    def rerank(model, methods, top_k, k, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        model = guard(request, "reranking", model)
+
         def report(done, total, desc):
             progress((done, total) if total else None, desc=desc, unit="pairs")
 
@@ -446,7 +487,7 @@ def build_ui(
                 label="Per pair of annotators",
             )
             agreement_refresh = gr.Button("Refresh")
-        with gr.Tab("Pipeline"):
+        with gr.Tab("Pipeline", visible=not login) as pipeline_tab:
             gr.Markdown("### 0 · Ingest a corpus")
             gr.Markdown(INGEST_HELP)
             with gr.Row():
@@ -554,9 +595,11 @@ def build_ui(
                 rrf_k = gr.Number(label="RRF k", value=0, minimum=0)
             rerank_button = gr.Button("Rerank", variant="primary")
             rerank_result = gr.Markdown(elem_id="rerank-result", elem_classes=["job-result"])
-        with gr.Tab("Fine-tune"):
-            fine_tuned, latest_run, latest_outputs = build_training_tab(database, project, data_dir)
-        with gr.Tab("Export"):
+        with gr.Tab("Fine-tune", visible=not login) as training_tab:
+            fine_tuned, latest_run, latest_outputs = build_training_tab(
+                database, project, data_dir, guard=guard
+            )
+        with gr.Tab("Export", visible=not login) as export_tab:
             gr.Markdown(export_panel.EXPORT_HELP)
             with gr.Row():
                 export_format = gr.Dropdown(
@@ -571,13 +614,28 @@ def build_ui(
             export_button = gr.Button("Export", variant="primary")
             export_result = gr.Markdown(elem_id="export-result", elem_classes=["job-result"])
             export_file = gr.File(label="Download (zip)", interactive=False)
+
+        def export(fmt, policy, negatives, request: gr.Request):
+            guard(request, "export")
+            return export_panel.run_export(database, project, data_dir, fmt, policy, negatives)
+
         export_button.click(
-            partial(export_panel.run_export, database, project, data_dir),
+            export,
             inputs=[export_format, export_policy, export_negatives],
             outputs=[export_result, export_file],
             api_name="export",
         )
 
+        admin_tabs = [pipeline_tab, training_tab, export_tab]
+
+        def tabs_for(request: gr.Request):
+            # annotators see Passages, Annotate and Agreement; the handlers check again
+            name = getattr(request, "username", None)
+            shown = is_admin(database, name, login=login)
+            return [gr.update(visible=shown) for _ in admin_tabs]
+
+        if login:
+            app.load(tabs_for, outputs=admin_tabs)
         app.load(overview, outputs=summary)
         app.load(latest_run, outputs=latest_outputs)  # a reload shows the last run
         fine_tuned.then(overview, outputs=summary)
@@ -610,6 +668,8 @@ def build_ui(
             fn=show,
             inputs=[annotator, queue],
             outputs=page_outputs,
+            api_name="show",
+            concurrency_limit=ANNOTATE_CONCURRENCY,
         )
         action_inputs = [marks, annotator, queue, current, query_box, reason]
         for triggers, action in (
@@ -627,7 +687,8 @@ def build_ui(
                 js=MARKS_JS,
                 api_name=action,
                 trigger_mode="once",
-            ).then(overview, outputs=summary)
+                concurrency_limit=ANNOTATE_CONCURRENCY,
+            ).then(overview, outputs=summary, concurrency_limit=ANNOTATE_CONCURRENCY)
         rerank_button.click(
             rerank,
             inputs=[rerank_model, methods, rerank_top_k, rrf_k],
@@ -684,20 +745,40 @@ def launch(
 ) -> None:
     """Build the app for ``project`` and serve it until interrupted; with ``login``, only
     annotators with a password (``curator annotator add``) get in."""
-    from curator.services.auth import check_login
-
     require_project(database, project)
     app = build_ui(database, project, data_dir, login=login)
-
-    def authenticate(username: str, password: str) -> bool:
-        return check_login(database, username, password)
-
-    app.queue().launch(
+    queued(app).launch(
         server_name=host,
         server_port=port,
-        show_error=True,
+        # exception text (paths, SQL) stays in the server log; gr.Error messages still show
+        show_error=False,
         head=SHORTCUTS,
         css=CSS,
-        auth=authenticate if login else None,
+        auth=authenticator(database) if login else None,
         auth_message="curator: log in with your annotator account",
     )
+
+
+def queued(app: gr.Blocks) -> gr.Blocks:
+    """The app with Gradio's queue as ``curator serve`` runs it."""
+    return app.queue()
+
+
+def authenticator(database: Database, throttle=None):
+    """Gradio's ``auth`` callable for ``--login``: an async function, so the scrypt check
+    runs in a worker thread instead of blocking the server's event loop; unknown names
+    cost the same check (a dummy hash); a name that failed repeatedly is locked out for a
+    while (``LoginThrottle``), and every failure waits half a second before answering."""
+    import asyncio
+
+    from curator.services.auth import LoginThrottle, throttled_login
+
+    throttle = throttle or LoginThrottle()
+
+    async def authenticate(username: str, password: str) -> bool:
+        ok = await asyncio.to_thread(throttled_login, database, throttle, username, password)
+        if not ok:
+            await asyncio.sleep(FAILED_LOGIN_DELAY_S)
+        return ok
+
+    return authenticate

@@ -257,8 +257,10 @@ def side_by_side(
     return message, frames[0], frames[1], frames[2]
 
 
-def build_training_tab(database: Database, project: str, data_dir: Path) -> tuple:
-    """The Fine-tune page's components and events (call inside ``gr.Tab``). Returns (the
+def build_training_tab(database: Database, project: str, data_dir: Path, guard=None) -> tuple:
+    """The Fine-tune page's components and events (call inside ``gr.Tab``); ``guard(request,
+    action)``, when given, runs first in the fine-tune and compare handlers and raises to
+    refuse the caller (``curator.ui.app.admin_guard``). Returns (the
     Fine-tune click's event, for chaining; a function giving the latest stored run's
     values; the components they go to), for the caller to run on page load."""
     import gradio as gr
@@ -316,7 +318,19 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> tupl
             for name in ("BM25", "base model", "fine-tuned")
         ]
 
-    def run(policy, loss, epochs, batch, lr, max_seq, negatives, progress=gr.Progress()):  # noqa: B008
+    def run(
+        policy,
+        loss,
+        epochs,
+        batch,
+        lr,
+        max_seq,
+        negatives,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        if guard is not None:
+            guard(request, "fine-tuning")
         for event in training_events(
             database, project, data_dir, policy, loss, epochs, batch, lr, max_seq, negatives
         ):
@@ -341,6 +355,8 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> tupl
                     *(gr.skip(),) * 4,
                 )
 
+    # gradio resolves annotations in this module's globals, where gradio is not imported
+    run.__annotations__["request"] = gr.Request
     started = start.click(
         run,
         [policy, loss, epochs, batch, lr, max_seq, negatives],
@@ -354,9 +370,12 @@ def build_training_tab(database: Database, project: str, data_dir: Path) -> tupl
         except Exception:  # no judged queries yet
             return gr.update(choices=[])
 
-    def show(typed, picked):
+    def show(typed, picked, request: gr.Request):
+        if guard is not None:
+            guard(request, "the model comparison")
         return side_by_side(database, project, data_dir, typed, picked)
 
+    show.__annotations__["request"] = gr.Request
     compare.click(show, [typed, picked], [message, *columns], api_name="compare")
     picked.focus(refresh, None, picked)
     return started, partial(latest_run_view, database, project), [status, curve, bars, table, note]
