@@ -16,6 +16,7 @@ judgment the app reported saved must be stored once; nothing else may be).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -37,12 +38,14 @@ def _database(spec: str, work: Path):
         import postgres
         from conftest import fresh_postgres_database
 
-        server = postgres.start(work / "pg")
+        folder = Path(tempfile.mkdtemp(prefix="curator-pg-"))  # reachable by user postgres
+        server = postgres.start(folder)
         url, drop = fresh_postgres_database(server)
 
         def stop() -> None:
             drop()
-            postgres.stop(work / "pg")
+            postgres.stop(folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
         return open_database(url), stop
     return open_database(spec), lambda: None

@@ -57,6 +57,12 @@ def start(folder: str | Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
+        for parent in folder.parents:  # the postgres user must reach the folder
+            if not parent.stat().st_mode & 0o001:
+                raise RuntimeError(
+                    f"{parent} is not searchable by other users, so the postgres user "
+                    f"cannot reach {folder}: choose a folder elsewhere (e.g. mktemp -d)"
+                )
     if not (data / "PG_VERSION").exists():
         subprocess.run(
             _as_owner([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
