@@ -30,7 +30,8 @@ HOST ?= 127.0.0.1
 PORT ?= 7860
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-slow test-all browser-deps lint bench clean FORCE
+.PHONY: install run test test-slow test-all test-postgres browser-deps postgres-deps lint bench \
+	clean FORCE
 
 # The flag file changes only when the flags do, so the llama build reruns only then.
 $(LLAMA_ARGS_FILE): FORCE
@@ -49,7 +50,7 @@ $(LLAMA_STAMP): $(LLAMA_ARGS_FILE)
 # cannot run here fails the install, with the fix, instead of the first `generate`.
 $(STAMP): pyproject.toml $(LLAMA_STAMP)
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,onnx]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,onnx,postgres]"
 	$(BIN)/curator doctor
 	touch $(STAMP)
 
@@ -78,6 +79,23 @@ browser-deps:
 			echo "browser tests need /usr/bin/chromium: sudo apt-get install chromium"; \
 		fi; \
 	fi
+
+# Debian's PostgreSQL server binaries for the PostgreSQL half of the suite (needs root, as
+# in CI); the tests start a throwaway server of their own (tests/postgres.py).
+postgres-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		else \
+			echo "PostgreSQL tests need the server binaries: sudo apt-get install postgresql"; \
+		fi; \
+	fi
+
+# The fast suite on SQLite and on a throwaway PostgreSQL server (started and stopped here).
+test-postgres: install postgres-deps
+	@dir=$$(mktemp -d) && eval "$$(python3 tests/postgres.py start $$dir)" && \
+		$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS); code=$$?; \
+		python3 tests/postgres.py stop $$dir; rm -rf $$dir; exit $$code
 
 lint: install
 	$(BIN)/ruff check .

@@ -23,11 +23,17 @@ def _open(settings: Settings):
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     from curator.services.projects import ensure_project
+    from curator.services.status import _redact
 
     database = _open(settings)
     ensure_project(database, settings.project, description=args.description)
-    print(f"database: {settings.database_url} (schema {database.current_revision()})")
+    print(f"database: {_redact(settings.database_url)} (schema {database.current_revision()})")
     print(f"project:  {settings.project}")
+    if args.allow_model is not None:
+        from curator.services.access import set_allowed_models
+
+        models = set_allowed_models(database, settings.project, args.allow_model)
+        print(f"models the app may use: {', '.join(models)}")
     return 0
 
 
@@ -386,8 +392,9 @@ def cmd_annotator_add(args: argparse.Namespace, settings: Settings) -> int:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass(f"password for {args.name}: ")
-    set_password(_open(settings), args.name, password)
-    print(f"annotator {args.name!r} can log in (curator serve --login)")
+    set_password(_open(settings), args.name, password, role=args.role)
+    role = f" as {args.role}" if args.role else ""
+    print(f"annotator {args.name!r} can log in{role} (curator serve --login)")
     return 0
 
 
@@ -464,6 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser("init", help="create or upgrade the database and a project")
     init.add_argument("--description", default="", help="what the project is about")
+    init.add_argument(
+        "--allow-model",
+        action="append",
+        metavar="MODEL",
+        help="a litellm model string the app may use besides the embedded local model "
+        "(repeat for several; replaces the project's list; --allow-model '' clears it)",
+    )
     init.set_defaults(func=cmd_init)
 
     ingest = commands.add_parser(
@@ -849,6 +863,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin",
         action="store_true",
         help="read the password from standard input instead of prompting",
+    )
+    add.add_argument(
+        "--role",
+        choices=["admin", "annotator"],
+        help="admins run the pipeline, training, export and ingest in the app; annotators "
+        "annotate (new accounts: annotator; omitted: an existing account keeps its role)",
     )
     add.set_defaults(func=cmd_annotator_add)
     return parser

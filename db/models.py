@@ -99,6 +99,14 @@ class Decision(StrEnum):
     RETRACT = "retract"
 
 
+class Role(StrEnum):
+    """What an account may do under ``curator serve --login``: admins everything,
+    annotators browse passages, annotate and read the agreement page."""
+
+    ADMIN = "admin"
+    ANNOTATOR = "annotator"
+
+
 class JudgedLabel(StrEnum):
     POSITIVE = "positive"
     NEGATIVE = "negative"
@@ -316,15 +324,20 @@ class ProposedLabel(Base):
 
 
 class Annotator(Base):
-    """A person who judges queries; ``password_hash`` is set when the app logs in from the DB."""
+    """A person who judges queries; ``password_hash`` is set when the app logs in from the DB;
+    ``role`` (admin / annotator) is what the app lets them do under ``--login``."""
 
     __tablename__ = "annotators"
+    __table_args__ = (CheckConstraint(_in("role", Role), name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(200), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(300))
     is_active: Mapped[bool] = mapped_column(default=True)
+    role: Mapped[str] = mapped_column(
+        String(16), default=Role.ANNOTATOR.value, server_default=Role.ANNOTATOR.value
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import distinct, func, insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -26,8 +27,8 @@ def insert_or_ignore(session: Session, model: type, rows: Sequence[dict[str, Any
     """Insert ``rows`` into ``model``'s table, skipping those that break a unique
     constraint (a concurrent run stored them first) instead of raising IntegrityError.
     SQLite and PostgreSQL skip in the database (``ON CONFLICT DO NOTHING``); other
-    databases get a plain insert. Returns the driver's row count (exact for one row:
-    0 when it was skipped)."""
+    databases get a plain insert. Returns how many rows were inserted (0 when all were
+    skipped)."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
@@ -37,9 +38,14 @@ def insert_or_ignore(session: Session, model: type, rows: Sequence[dict[str, Any
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         dialect_insert = None
-    statement = dialect_insert(model).on_conflict_do_nothing() if dialect_insert else insert(model)
+    if dialect_insert is None:
+        return session.connection().execute(insert(model), list(rows)).rowcount
+    # the inserted rows' keys are returned and counted: psycopg reports rowcount -1 for an
+    # INSERT ... ON CONFLICT DO NOTHING, so the driver's count cannot be trusted there
+    key = sa_inspect(model).primary_key[0]
+    statement = dialect_insert(model).on_conflict_do_nothing().returning(key)
     params = dict(rows[0]) if len(rows) == 1 else list(rows)
-    return session.connection().execute(statement, params).rowcount
+    return len(session.connection().execute(statement, params).all())
 
 
 def get_project(session: Session, name: str) -> Project | None:

@@ -1,8 +1,11 @@
-"""Shared fixtures: a real SQLite file per test, paths to the shared BEIR datasets."""
+"""Shared fixtures: a real database per test (SQLite, and PostgreSQL where a server is given),
+paths to the shared BEIR datasets."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 # before any test module imports litellm: use its bundled price map, fetch nothing
@@ -10,6 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest
+from postgres import URL_VARIABLE as POSTGRES_URL_VARIABLE
 
 from db import Database, open_database
 from db.session import sqlite_url
@@ -54,19 +58,82 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "curator.db"
 
 
+def _required() -> bool:
+    return os.environ.get("CURATOR_REQUIRE_ALL", "") not in ("", "0")
+
+
+# The database tests run on SQLite and, where a PostgreSQL server is given (``make
+# test-postgres``, CI), on PostgreSQL too: one suite, parametrised. Under
+# CURATOR_REQUIRE_ALL a missing server fails the PostgreSQL half instead of leaving it out.
+BACKENDS = (
+    ("sqlite", "postgresql")
+    if os.environ.get(POSTGRES_URL_VARIABLE) or _required()
+    else ("sqlite",)
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """SQLAlchemy URL of the test PostgreSQL server's maintenance database."""
+    url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not url:
+        skip_unless_required(
+            f"no PostgreSQL server: set {POSTGRES_URL_VARIABLE} (make test-postgres does)"
+        )
+    return url
+
+
+def fresh_postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
+    """Create an empty database on the server at ``server_url``; returns its URL and a
+    function that drops it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"curator_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    return url, drop
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, db_path: Path) -> str:
+    """URL of an empty database: a SQLite file at ``db_path``, or a fresh PostgreSQL
+    database (dropped after the test)."""
+    if request.param == "sqlite":
+        yield sqlite_url(db_path)
+        return
+    url, drop = fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    yield url
+    drop()
+
+
 @pytest.fixture
-def database(db_path: Path) -> Database:
-    """A migrated database in a real SQLite file."""
-    database = open_database(sqlite_url(db_path))
+def backend(database_url: str) -> str:
+    """``sqlite`` or ``postgresql``: the database this test runs on."""
+    return database_url.split(":", 1)[0].split("+", 1)[0]
+
+
+@pytest.fixture
+def database(database_url: str) -> Database:
+    """A migrated database: a real SQLite file, or a real PostgreSQL database."""
+    database = open_database(database_url)
     yield database
     database.dispose()
 
 
 def skip_unless_required(reason: str) -> None:
-    """Skip the test for a missing outside resource (a ../shared dataset, Chromium); with
-    ``CURATOR_REQUIRE_ALL=1`` (set by ``.ci/run``) fail instead, so a green CI run cannot
-    hide tests that never ran."""
-    if os.environ.get("CURATOR_REQUIRE_ALL", "") not in ("", "0"):
+    """Skip the test for a missing outside resource (a ../shared dataset, Chromium, a
+    PostgreSQL server); with ``CURATOR_REQUIRE_ALL=1`` (set by ``.ci/run``) fail instead, so
+    a green CI run cannot hide tests that never ran."""
+    if _required():
         pytest.fail(f"{reason} (CURATOR_REQUIRE_ALL is set: a missing resource fails)")
     pytest.skip(reason)
 

@@ -261,3 +261,13 @@ def test_undo_takes_back_only_a_judgment_of_the_same_project(database, tmp_path)
     assert undo_last(database, "ann", project="a") == judged["a"]
     assert undo_last(database, "ann", project="a") is None
     assert undo_last(database, "ann", project="b") == judged["b"]
+
+
+def test_first_judgments_under_one_new_name_at_once_share_one_account(database):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from curator.services.annotate import annotator_id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: annotator_id(database, "newcomer"), range(16)))
+    assert len(ids) == 1

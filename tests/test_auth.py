@@ -47,3 +47,61 @@ def test_cli_adds_an_account_and_serve_login_needs_one(capsys, tmp_path, monkeyp
     assert "can log in" in capsys.readouterr().out
     assert main([*data, "serve", "--host", "0.0.0.0"]) == 2
     assert "--login" in capsys.readouterr().err
+
+
+def test_roles_from_the_command_line(capsys, tmp_path, monkeypatch):
+    from curator.services.auth import role_of
+    from db import open_database
+    from db.session import sqlite_url
+
+    data = ["--data-dir", str(tmp_path / "data")]
+    for name, role in (("ann", None), ("boss", "admin")):
+        monkeypatch.setattr(sys, "stdin", io.StringIO("a-long-password\n"))
+        extra = ["--role", role] if role else []
+        assert main([*data, "annotator", "add", name, "--password-stdin", *extra]) == 0
+    assert "as admin" in capsys.readouterr().out
+    database = open_database(sqlite_url(tmp_path / "data" / "curator.db"))
+    assert (role_of(database, "ann"), role_of(database, "boss")) == ("annotator", "admin")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("another-password\n"))
+    assert main([*data, "annotator", "add", "boss", "--password-stdin"]) == 0
+    assert role_of(database, "boss") == "admin"  # a password change keeps the role
+    with pytest.raises(SystemExit):
+        main([*data, "annotator", "add", "x", "--password-stdin", "--role", "root"])
+
+
+def test_init_sets_the_models_the_app_may_use(capsys, tmp_path):
+    from curator.services.access import allowed_models, check_model
+    from db import open_database
+    from db.session import sqlite_url
+
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main([*data, "init", "--allow-model", "openai/gpt-4o-mini"]) == 0
+    assert "local/gemma3-270m, openai/gpt-4o-mini" in capsys.readouterr().out
+    database = open_database(sqlite_url(tmp_path / "data" / "curator.db"))
+    assert allowed_models(database, "default") == ["local/gemma3-270m", "openai/gpt-4o-mini"]
+    assert check_model(database, "default", "") == "local/gemma3-270m"
+    with pytest.raises(PermissionError, match="not allowed"):
+        check_model(database, "default", "local//etc/passwd.gguf")
+    assert main([*data, "init", "--allow-model", ""]) == 0  # clears the list
+    assert allowed_models(database, "default") == ["local/gemma3-270m"]
+
+
+def test_the_login_throttle_locks_a_name_after_repeated_failures():
+    from curator.services.auth import LoginThrottle
+
+    now = [0.0]
+    throttle = LoginThrottle(free=3, base=1.0, cap=4.0, clock=lambda: now[0])
+    for _ in range(2):
+        throttle.failed("ann")
+    assert throttle.wait_seconds("ann") == 0  # two failures: no lock yet
+    throttle.failed("ann")
+    assert throttle.wait_seconds("ann") == 1.0
+    throttle.failed("ann")
+    throttle.failed("ann")
+    assert throttle.wait_seconds("ann") == 4.0  # doubling, capped
+    assert throttle.wait_seconds("bob") == 0  # per name
+    now[0] += 4.0
+    assert throttle.wait_seconds("ann") == 0
+    throttle.succeeded("ann")
+    throttle.failed("ann")
+    assert throttle.wait_seconds("ann") == 0  # a success starts the count again

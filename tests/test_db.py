@@ -39,8 +39,8 @@ PIPELINE_TABLES = {
 }
 
 
-def test_upgrade_from_empty_database_creates_every_table(db_path):
-    database = open_database(sqlite_url(db_path), upgrade=False)
+def test_upgrade_from_empty_database_creates_every_table(database_url):
+    database = open_database(database_url, upgrade=False)
     assert database.current_revision() is None
     assert database.table_names() == []
     database.upgrade()
@@ -62,16 +62,17 @@ def test_downgrade_to_base_and_upgrade_again(database):
     assert set(database.table_names()) >= PIPELINE_TABLES
 
 
-def test_open_refuses_a_database_from_a_newer_version(db_path):
-    database = open_database(sqlite_url(db_path))
+def test_open_refuses_a_database_from_a_newer_version(database_url):
+    database = open_database(database_url)
     with database.engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'zz_future'"))
     database.dispose()
     with pytest.raises(RuntimeError, match="zz_future"):
-        open_database(sqlite_url(db_path))
+        open_database(database_url)
 
 
-def test_sqlite_pragmas_are_set_on_every_connection(database):
+def test_sqlite_pragmas_are_set_on_every_connection(db_path):
+    database = open_database(sqlite_url(db_path))
     with database.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
@@ -156,9 +157,9 @@ def test_judgment_keeps_its_passages_and_deleting_a_query_cascades(database):
         assert session.execute(text("SELECT count(*) FROM judgment_passages")).scalar() == 0
 
 
-def test_upgrade_keeps_data_written_under_an_older_schema(db_path):
+def test_upgrade_keeps_data_written_under_an_older_schema(database_url):
     """A user database at revision 0001 survives the upgrade to head with its rows."""
-    database = open_database(sqlite_url(db_path), upgrade=False)
+    database = open_database(database_url, upgrade=False)
     database.upgrade("0001")
     with database.engine.begin() as connection:
         connection.execute(
@@ -182,7 +183,7 @@ def test_upgrade_keeps_data_written_under_an_older_schema(db_path):
             )
         )
     database.dispose()
-    upgraded = open_database(sqlite_url(db_path))
+    upgraded = open_database(database_url)
     assert upgraded.current_revision() == head_revision()
     with upgraded.engine.connect() as connection:
         row = connection.execute(

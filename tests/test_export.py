@@ -530,7 +530,7 @@ def test_import_flag_matches_texts_to_passages_and_adds_the_rest(project):
 
 
 def test_cli_export_refuses_an_existing_target_and_imports(project, capsys):
-    db = ["--db", f"sqlite:///{project.tmp / 'data' / 'curator.db'}"]
+    db = ["--data-dir", str(project.tmp / "data"), "--db", project.db.url]
     out = project.tmp / "cli-beir"
     args = [*db, "export", "--project", "p", "--format", "beir", "--out", str(out)]
     assert main([*args, "--seed", str(project.seed)]) == 0

@@ -23,3 +23,5 @@ def test_ci_requires_everything():
 
     script = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "export CURATOR_REQUIRE_ALL=1" in script
+    # the PostgreSQL half of the suite runs on a real server that CI starts
+    assert "make postgres-deps" in script and "tests/postgres.py start" in script

@@ -331,7 +331,8 @@ def test_eval_on_a_beir_folder_from_the_command_line(judged, capsys):
         "query-id\tcorpus-id\tscore\n"
         + "".join(f"q{n}\t{seed}\t1\n" for n, (_, seed) in enumerate(QUERIES))
     )
-    code = main(["--data-dir", str(judged.data), "--project", "p", "eval", "--beir", str(beir)])
+    where = ["--data-dir", str(judged.data), "--db", judged.db.url, "--project", "p"]
+    code = main([*where, "eval", "--beir", str(beir)])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "beir/test (8 queries)" in out

@@ -35,6 +35,7 @@ from db.models import (
     QueryFlag,
     QueryStatus,
 )
+from db.queries import insert_or_ignore
 
 REJECT_REASONS = ("unanswerable", "bad_query", "other")
 QUEUE_FILTERS = (
@@ -97,10 +98,11 @@ def annotator_id(database: Database, username: str, display_name: str = "") -> i
         found = session.scalar(select(Annotator.id).where(Annotator.username == name))
         if found is not None:
             return found
-        annotator = Annotator(username=name, display_name=display_name or name)
-        session.add(annotator)
-        session.flush()
-        return annotator.id
+        # two first judgments under one new name at once: the second insert is skipped
+        insert_or_ignore(
+            session, Annotator, [{"username": name, "display_name": display_name or name}]
+        )
+        return session.scalar(select(Annotator.id).where(Annotator.username == name))
 
 
 def _latest_proposals(session: Session, query_id: int) -> dict[int, tuple]:

@@ -42,6 +42,11 @@ A false negative is a passage that answers the query but was proposed as a negat
 ACTIONS = ("accept", "override", "reject", "skip", "undo")
 
 
+# annotation events are short database reads and one append each: many annotators at once
+# (the heavy pipeline events run as jobs, one at a time, in curator.services.jobs)
+ANNOTATE_CONCURRENCY = 32
+
+
 def annotator_name(ctx: Context, typed: str, request: gr.Request | None) -> str:
     """The annotator of an action: with a login, always the logged-in user."""
     if ctx.login and request is not None and request.username:
@@ -182,6 +187,8 @@ def build_annotate_tab(ctx: Context, app: gr.Blocks) -> list:
         fn=bind(show_card, ctx),
         inputs=[top["annotator"], top["queue"]],
         outputs=outputs,
+        api_name="show",
+        concurrency_limit=ANNOTATE_CONCURRENCY,
     )
     inputs = [marks, top["annotator"], top["queue"], current, query_box, bar["reason"]]
     events = []
@@ -198,6 +205,7 @@ def build_annotate_tab(ctx: Context, app: gr.Blocks) -> list:
                 js=MARKS_JS,
                 api_name=action,
                 trigger_mode="once",
+                concurrency_limit=ANNOTATE_CONCURRENCY,
             )
         )
     return events

@@ -42,3 +42,22 @@ def bind(handler: Callable, *values) -> Callable:
     parameters = list(inspect.signature(handler).parameters.values())[len(values) :]
     call.__signature__ = inspect.Signature(parameters)
     return call
+
+
+def require_admin(ctx: Context, request, action: str, model: str | None = None) -> str | None:
+    """The server-side check at the top of every admin handler (pages and API alike): raises
+    ``gr.Error`` (a message, no internals) unless the logged-in caller may run ``action``
+    and ``model`` is on the project's allow-list; returns the model to use (None when no
+    ``model`` was asked about). Without a login everyone may (one local user); models are
+    still checked."""
+    import gradio as gr
+
+    from curator.services.access import PermissionDenied, check_model
+    from curator.services.access import require_admin as check_admin
+
+    name = getattr(request, "username", None) if request is not None else None
+    try:
+        check_admin(ctx.database, name, action, login=ctx.login)
+        return None if model is None else check_model(ctx.database, ctx.project, model)
+    except PermissionDenied as error:
+        raise gr.Error(str(error)) from None

@@ -14,7 +14,7 @@ import gradio as gr
 
 from curator.services import Database
 from curator.services.export import FORMATS, POLICIES, ExportOptions, export_zipped
-from curator.ui.context import Context, bind
+from curator.ui.context import Context, bind, require_admin
 
 EXPORT_FORMATS = list(FORMATS)
 EXPORT_POLICIES = list(POLICIES)
@@ -63,10 +63,19 @@ def run_export(
     )
 
 
-def export(ctx: Context, fmt: str, policy: str, negatives, progress=gr.Progress()):  # noqa: B008
+def export(
+    ctx: Context,
+    fmt: str,
+    policy: str,
+    negatives,
+    request: gr.Request,
+    progress=gr.Progress(),  # noqa: B008
+):
     """The Export button: the export runs as a job in a worker process (``run_export``
     there); an indeterminate bar while it waits and runs, then the summary and the zip."""
     from curator.ui.jobs_panel import run_as_job
+
+    require_admin(ctx, request, "export")
 
     def report(done, total, desc):
         progress((done, total) if total else None, desc=desc or f"exporting {fmt}")

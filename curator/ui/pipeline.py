@@ -10,7 +10,7 @@ import json
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from curator.ui.context import Context, bind
+from curator.ui.context import Context, bind, require_admin
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
@@ -80,8 +80,17 @@ def as_job(ctx: Context, kind: str, params: dict, progress, unit: str = "steps")
     return run_as_job(ctx.database, ctx.project, ctx.data_dir, kind, params, report)
 
 
-def generate(ctx: Context, model, sample, per_passage, best_of, progress=gr.Progress()):  # noqa: B008
-    """Generate queries as a job; the bar counts passages with an ETA."""
+def generate(
+    ctx: Context,
+    model,
+    sample,
+    per_passage,
+    best_of,
+    request: gr.Request,
+    progress=gr.Progress(),  # noqa: B008
+):
+    """Generate queries as a job (admins only); the bar counts passages with an ETA."""
+    model = require_admin(ctx, request, "generation", model)
     params = {"model": model, "sample": sample, "queries_per_passage": per_passage}
     params["best_of"] = best_of
     return as_job(ctx, "generate", params, progress, "passages")[1]
@@ -92,8 +101,17 @@ def queries(ctx: Context) -> list[list]:
     return generated_queries_table(ctx.database, ctx.project)
 
 
-def mine(ctx: Context, top_n, negatives, relative_margin, margin, progress=gr.Progress()):  # noqa: B008
-    """Mine candidates as a job; the bar counts what the service reports with an ETA."""
+def mine(
+    ctx: Context,
+    top_n,
+    negatives,
+    relative_margin,
+    margin,
+    request: gr.Request,
+    progress=gr.Progress(),  # noqa: B008
+):
+    """Mine candidates as a job (admins only); the bar counts what the service reports."""
+    require_admin(ctx, request, "mining")
     params = {"top_n": top_n, "negatives": negatives, "relative_margin": relative_margin}
     params["margin"] = margin
     return as_job(ctx, "mine", params, progress, "queries")[1]
@@ -106,8 +124,10 @@ def diagnostics(ctx: Context, relative_margin, margin, axis):
     return plot, text
 
 
-def rerank(ctx: Context, model, methods, top_k, k, progress=gr.Progress()):  # noqa: B008
-    """Rerank as a job, with the LLM settings the CLI uses; the bar counts pairs."""
+def rerank(ctx: Context, model, methods, top_k, k, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+    """Rerank as a job (admins only), with the LLM settings the CLI uses; the bar counts
+    pairs."""
+    model = require_admin(ctx, request, "reranking", model)
     params = {"model": model, "methods": list(methods or []), "top_k": top_k, "k": k}
     return as_job(ctx, "rerank", params, progress, "pairs")[1]
 
@@ -124,10 +144,12 @@ def ingest(
     words,
     overlap,
     on_error,
+    request: gr.Request,
     progress=gr.Progress(),  # noqa: B008
 ):
     """Ingest an upload or a server path (refused behind a login) as a job; the bar counts
-    records. Returns (Markdown, the bad records' rows)."""
+    records. Admins only. Returns (Markdown, the bad records' rows)."""
+    require_admin(ctx, request, "ingest")
     params, refusal = ingest_params(
         ctx.data_dir,
         upload,

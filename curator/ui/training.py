@@ -28,7 +28,7 @@ from curator.services.train import (
     latest_training_run,
 )
 from curator.services.train import training_events as service_training_events
-from curator.ui.context import Context, bind
+from curator.ui.context import Context, bind, require_admin
 from curator.ui.progress_bar import BarProgress
 
 # short headers: three tables share the page's width (rank, passage id, ✓ on a relevant
@@ -241,11 +241,13 @@ def fine_tune(
     lr,
     max_seq,
     negatives,
+    request: gr.Request,
     progress=gr.Progress(),  # noqa: B008
 ):
-    """Train and evaluate (the service's worker does it), yielding the page's values as
-    it goes: status, loss curve, then bars, metrics, held-out note and the held-out
-    picker's choices; the progress bar counts training steps with an ETA."""
+    """Train and evaluate as a job (admins only), yielding the page's values as it goes:
+    status, loss curve, then bars, metrics, held-out note and the held-out picker's
+    choices; the progress bar counts training steps with an ETA."""
+    require_admin(ctx, request, "fine-tuning")
     bar = BarProgress(progress, "steps")
     from curator.ui.jobs_panel import training_job_events
 
@@ -280,8 +282,9 @@ def picker_choices(ctx: Context):
         return gr.update(choices=[])
 
 
-def compare(ctx: Context, typed: str, picked: str | None):
-    """The side-by-side view for a typed or picked query."""
+def compare(ctx: Context, typed: str, picked: str | None, request: gr.Request):
+    """The side-by-side view for a typed or picked query (admins only)."""
+    require_admin(ctx, request, "the model comparison")
     return side_by_side(ctx.database, ctx.project, ctx.data_dir, typed, picked)
 
 
