@@ -155,13 +155,26 @@ def classify_error(exc: BaseException, model: str) -> LLMError:
         (litellm.ServiceUnavailableError, "unavailable", True),
         (litellm.InternalServerError, "server_error", True),
     ]
-    message = getattr(exc, "message", None) or str(exc)
+    full = getattr(exc, "message", None) or str(exc)
+    message = one_line(full)
+    if message != full:  # litellm appends tracebacks and bug-report links: log, never show
+        log.debug("%s from %s, in full: %s", type(exc).__name__, model, full)
     for exc_type, kind, retryable in kinds:
         if isinstance(exc, exc_type):
             if kind == "bad_request" and "LLM Provider NOT provided" in message:
                 return LLMError("not_found", model, message, False)
             return LLMError(kind, model, message, retryable)
     return LLMError("error", model, f"{type(exc).__name__}: {message}", False)
+
+
+MAX_MESSAGE_CHARS = 500
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """The first non-empty line of ``text`` (a provider's message), at most ``limit``
+    characters: what a user is shown; the rest (tracebacks) goes to the log."""
+    first = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _import_litellm():

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from curator.services.projects import require_project
 from curator.services.status import project_status
 from db import Database
+from db.limits import MAX_SEARCH_CHARS, TextTooLong, check_length
 from db.models import GeneratedQuery, Passage
 from db.queries import passage_page
 
@@ -45,6 +46,10 @@ def passages_table(
     """One page of passages: (rows for the table, a "page i of n" caption, the page shown)."""
     project_id = require_project(database, project)
     page = max(1, int(page or 1))
+    try:
+        check_length("the search", (search or "").strip(), MAX_SEARCH_CHARS)
+    except TextTooLong as exc:  # refused in one line, nothing searched
+        return [], f"**Not searched:** {html.escape(str(exc))}", 1
     with database.sessions() as session:
         total, passages = passage_page(
             session,
