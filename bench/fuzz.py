@@ -514,144 +514,95 @@ def parquet_bytes(records, **columns) -> bytes:
     return buffer.getvalue()
 
 
-def parquet_case(rng: random.Random) -> Case:
-    """A Parquet corpus with a bad row, a corrupt page, or a truncated file."""
+PARQUET_LABELS = [
+    "null-id",
+    "null-text",
+    "empty-text",
+    "invisible-id",
+    "invisible-text",
+    "huge-id",
+    "nul-text",
+    "binary-text",
+    "int-text",
+    "truncated",
+    "corrupt-page",
+    "zero-rows",
+    "ok",
+    "ok-int-id",
+]
+
+
+def table_bytes(columns: dict, **options) -> bytes:
+    """A Parquet file of ``columns`` (name -> values), as bytes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer, **options)
+    return buffer.getvalue()
+
+
+def parquet_case(rng: random.Random) -> Case:
+    """A Parquet corpus with a bad row, a corrupt page, or a truncated file."""
     records = good_records(rng)
     good = {i: x for i, _t, x in records}
     name = "c.parquet"
-    label = rng.choice(
-        [
-            "null-id",
-            "null-text",
-            "empty-text",
-            "invisible-id",
-            "invisible-text",
-            "huge-id",
-            "nul-text",
-            "binary-text",
-            "int-text",
-            "truncated",
-            "corrupt-page",
-            "zero-rows",
-            "ok",
-            "ok-int-id",
-        ]
-    )
+    label = rng.choice(PARQUET_LABELS)
     at = rng.randint(0, len(records))
-    if label in (
-        "null-id",
-        "null-text",
-        "empty-text",
-        "invisible-id",
-        "invisible-text",
-        "huge-id",
-        "nul-text",
-    ):
-        bad_id = {
-            "null-id": None,
-            "invisible-id": rng.choice(INVISIBLE),
-            "huge-id": "h" * 2000,
-        }.get(label, "bad")
-        bad_text = {
-            "null-text": None,
-            "empty-text": "",
-            "invisible-text": "\u200b",
-            "nul-text": "a\x00b",
-        }.get(label, "text")
+    if label in PARQUET_LABELS[:7]:  # one bad row
+        bad_id = {"null-id": None, "invisible-id": rng.choice(INVISIBLE), "huge-id": "h" * 2000}
+        bad_text = {"null-text": None, "empty-text": "", "invisible-text": "\u200b"}
+        bad_text["nul-text"] = "a\x00b"
         rows = list(records)
-        rows.insert(at, (bad_id, "t", bad_text))
+        rows.insert(at, (bad_id.get(label, "bad"), "t", bad_text.get(label, "text")))
         field_name = "id" if "id" in label else "text"
+        data = parquet_bytes(rows)
         return Case(
-            f"parquet/{label}",
-            "ingest",
-            {name: parquet_bytes(rows)},
-            name,
-            [],
-            (name, at + 1, field_name),
-            good,
+            f"parquet/{label}", "ingest", {name: data}, name, [], (name, at + 1, field_name), good
         )
-    if label == "binary-text":
-        table = pa.table(
-            {
-                "id": [r[0] for r in records] + ["bin"],
-                "text": [r[2].encode() for r in records] + [b"\xff"],
-            }
-        )
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
+    ids = [r[0] for r in records]
+    texts = [r[2] for r in records]
+    if label in ("binary-text", "int-text"):  # a text column of the wrong type
+        if label == "binary-text":
+            data = table_bytes(
+                {"id": [*ids, "bin"], "text": [t.encode() for t in texts] + [b"\xff"]}
+            )
+        else:
+            data = table_bytes({"id": ids, "text": list(range(len(records)))})
+        return Case(f"parquet/{label}", "ingest", {name: data}, name, [], (name, 1, "text"), {})
+    if label in ("truncated", "zero-rows"):
+        data = parquet_bytes(records if label == "truncated" else [])
+        if label == "truncated":
+            data = data[: rng.randint(4, len(data) - 1)]
         return Case(
-            "parquet/binary-text",
-            "ingest",
-            {name: buffer.getvalue()},
-            name,
-            [],
-            (name, 1, "text"),
-            {},
-        )
-    if label == "int-text":
-        table = pa.table({"id": [r[0] for r in records], "text": list(range(len(records)))})
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        return Case(
-            "parquet/int-text", "ingest", {name: buffer.getvalue()}, name, [], (name, 1, "text"), {}
-        )
-    if label == "truncated":
-        data = parquet_bytes(records)
-        return Case(
-            "parquet/truncated",
-            "ingest",
-            {name: data[: rng.randint(4, len(data) - 1)]},
-            name,
-            [],
-            (name, None, None),
-            skip=False,
-        )
-    if label == "zero-rows":
-        return Case(
-            "parquet/zero-rows",
-            "ingest",
-            {name: parquet_bytes([])},
-            name,
-            [],
-            (name, None, None),
-            skip=False,
+            f"parquet/{label}", "ingest", {name: data}, name, [], (name, None, None), skip=False
         )
     if label == "corrupt-page":
-        n = 2048 + rng.randint(1, 100)
-        ids = [f"p{i}-{rng.randrange(10**6)}" for i in range(n)]
-        table = pa.table({"id": ids, "text": [f"row {i} text" for i in range(n)]})
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, row_group_size=2048, compression="none")
-        data = bytearray(buffer.getvalue())
-        offset = (
-            pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(1).column(0).data_page_offset
-        )
-        data[offset : offset + 16] = b"\xff" * 16
-        good = {ids[i]: f"row {i} text" for i in range(2048)}
-        return Case(
-            "parquet/corrupt-page",
-            "ingest",
-            {name: bytes(data)},
-            name,
-            [],
-            (name, 2049, None),
-            good,
-        )
+        return corrupt_parquet_case(rng, name)
     if label == "ok-int-id":
-        table = pa.table(
-            {
-                "id": list(range(7_000_000, 7_000_000 + len(records))),
-                "text": [r[2] for r in records],
-            }
-        )
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        good = {str(7_000_000 + n): r[2] for n, r in enumerate(records)}
-        return Case("parquet/ok-int-id", "ingest", {name: buffer.getvalue()}, name, [], None, good)
+        numbers = list(range(7_000_000, 7_000_000 + len(records)))
+        data = table_bytes({"id": numbers, "text": texts})
+        good = {str(number): text for number, text in zip(numbers, texts, strict=True)}
+        return Case("parquet/ok-int-id", "ingest", {name: data}, name, [], None, good)
     return Case("parquet/ok", "ingest", {name: parquet_bytes(records)}, name, [], None, good)
+
+
+def corrupt_parquet_case(rng: random.Random, name: str) -> Case:
+    """2,049-2,148 rows whose second row group's first page is overwritten: the first
+    2,048 rows are kept with ``--on-error skip``, the error is at row 2,049."""
+    import pyarrow.parquet as pq
+
+    n = 2048 + rng.randint(1, 100)
+    ids = [f"p{i}-{rng.randrange(10**6)}" for i in range(n)]
+    columns = {"id": ids, "text": [f"row {i} text" for i in range(n)]}
+    data = bytearray(table_bytes(columns, row_group_size=2048, compression="none"))
+    metadata = pq.ParquetFile(io.BytesIO(bytes(data))).metadata
+    offset = metadata.row_group(1).column(0).data_page_offset
+    data[offset : offset + 16] = b"\xff" * 16
+    good = {ids[i]: f"row {i} text" for i in range(2048)}
+    return Case(
+        "parquet/corrupt-page", "ingest", {name: bytes(data)}, name, [], (name, 2049, None), good
+    )
 
 
 def folder_case(rng: random.Random) -> Case:
