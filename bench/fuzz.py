@@ -702,6 +702,85 @@ def folder_case(rng: random.Random) -> Case:
     )
 
 
+def qrels_mutations(rng: random.Random) -> tuple[str, list[tuple[str, str | bytes, str | None]]]:
+    """(the bad score drawn, the malformed qrels rows: (name, row, field))."""
+    bad_score = rng.choice(
+        [
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "Infinity",
+            "1e999",
+            "1_000",
+            "\uff11",
+            "0.5",
+            "1.0",
+            "",
+            "one",
+            "0x1",
+            " ",
+        ]
+    )
+    mutations = [
+        ("score", f"q0\tb0\t{bad_score}", "score"),
+        ("too-few", "q0\tb0", "score"),
+        ("one-column", "q0", "corpus-id"),
+        ("unknown-query", "nope\tb0\t1", "query-id"),
+        ("unknown-passage", "q0\tnot-a-passage\t1", "corpus-id"),
+        ("invisible-query", f"{rng.choice(INVISIBLE[1:])}\tb0\t1", "query-id"),
+        ("invisible-passage", f"q0\t{rng.choice(INVISIBLE[1:])}\t1", "corpus-id"),
+        ("huge-field", "q0\t" + "x" * rng.choice([2000, 200_000]) + "\t1", "corpus-id"),
+        ("unclosed-quote", 'q0\t"b0\t1', "corpus-id"),
+        ("bad-utf8", b"q0\tb\xe90\t1", None),
+        ("nul", "q0\tb\x000\t1", "corpus-id"),
+    ]
+    return bad_score, mutations
+
+
+def beir_file_case(rng: random.Random, files: dict[str, object], split: str) -> Case:
+    """A BEIR folder (``files``, built) with a missing, empty or folder-shaped file."""
+    label = rng.choice(
+        [
+            "no-queries",
+            "queries-folder",
+            "no-qrels",
+            "qrels-folder-file",
+            "empty-qrels",
+            "header-only-qrels",
+            "empty-queries",
+        ]
+    )
+    where = {
+        "no-queries": "queries.jsonl",
+        "queries-folder": "queries.jsonl",
+        "no-qrels": "qrels",
+        "qrels-folder-file": "train.tsv",
+        "empty-qrels": f"{split}.tsv",
+        "header-only-qrels": f"{split}.tsv",
+        "empty-queries": "queries.jsonl",
+    }[label]
+    if label == "no-queries":
+        del files["beir/queries.jsonl"]
+    elif label == "queries-folder":
+        files["beir/queries.jsonl"] = DIR
+        files["beir/queries.jsonl/x"] = b"x"
+    elif label == "no-qrels":
+        del files[f"beir/qrels/{split}.tsv"]
+    elif label == "qrels-folder-file":
+        files.pop("beir/qrels/train.tsv", None)
+        files["beir/qrels/train.tsv/"] = DIR
+    elif label == "empty-qrels":
+        files[f"beir/qrels/{split}.tsv"] = b""
+    elif label == "header-only-qrels":
+        files[f"beir/qrels/{split}.tsv"] = b"query-id\tcorpus-id\tscore\n"
+    elif label == "empty-queries":
+        files["beir/queries.jsonl"] = b"\n"
+    return Case(
+        f"beir-import/{label}", "import", files, "beir", ["--format", "beir"], (where, None, None)
+    )
+
+
 def beir_import_case(rng: random.Random) -> Case:
     """A BEIR folder (queries.jsonl + qrels/*.tsv over the template's passages b0..b19)."""
     count = rng.randint(2, 4)
@@ -751,37 +830,7 @@ def beir_import_case(rng: random.Random) -> Case:
             ("queries.jsonl", at + 1, field_name),
         )
     if kind == "qrels":
-        bad_score = rng.choice(
-            [
-                "nan",
-                "NaN",
-                "inf",
-                "-inf",
-                "Infinity",
-                "1e999",
-                "1_000",
-                "\uff11",
-                "0.5",
-                "1.0",
-                "",
-                "one",
-                "0x1",
-                " ",
-            ]
-        )
-        mutations = [
-            ("score", f"q0\tb0\t{bad_score}", "score"),
-            ("too-few", "q0\tb0", "score"),
-            ("one-column", "q0", "corpus-id"),
-            ("unknown-query", "nope\tb0\t1", "query-id"),
-            ("unknown-passage", "q0\tnot-a-passage\t1", "corpus-id"),
-            ("invisible-query", f"{rng.choice(INVISIBLE[1:])}\tb0\t1", "query-id"),
-            ("invisible-passage", f"q0\t{rng.choice(INVISIBLE[1:])}\t1", "corpus-id"),
-            ("huge-field", "q0\t" + "x" * rng.choice([2000, 200_000]) + "\t1", "corpus-id"),
-            ("unclosed-quote", 'q0\t"b0\t1', "corpus-id"),
-            ("bad-utf8", b"q0\tb\xe90\t1", None),
-            ("nul", "q0\tb\x000\t1", "corpus-id"),
-        ]
+        bad_score, mutations = qrels_mutations(rng)
         label, row, field_name = rng.choice(mutations)
         if label == "score" and bad_score.strip() == "":
             field_name = "score"
@@ -798,46 +847,8 @@ def beir_import_case(rng: random.Random) -> Case:
             ["--format", "beir"],
             (f"{split}.tsv", at + 1 + int(header), field_name),
         )
-    label = rng.choice(
-        [
-            "no-queries",
-            "queries-folder",
-            "no-qrels",
-            "qrels-folder-file",
-            "empty-qrels",
-            "header-only-qrels",
-            "empty-queries",
-        ]
-    )
     build()
-    where = {
-        "no-queries": "queries.jsonl",
-        "queries-folder": "queries.jsonl",
-        "no-qrels": "qrels",
-        "qrels-folder-file": "train.tsv",
-        "empty-qrels": f"{split}.tsv",
-        "header-only-qrels": f"{split}.tsv",
-        "empty-queries": "queries.jsonl",
-    }[label]
-    if label == "no-queries":
-        del files["beir/queries.jsonl"]
-    elif label == "queries-folder":
-        files["beir/queries.jsonl"] = DIR
-        files["beir/queries.jsonl/x"] = b"x"
-    elif label == "no-qrels":
-        del files[f"beir/qrels/{split}.tsv"]
-    elif label == "qrels-folder-file":
-        files.pop("beir/qrels/train.tsv", None)
-        files["beir/qrels/train.tsv/"] = DIR
-    elif label == "empty-qrels":
-        files[f"beir/qrels/{split}.tsv"] = b""
-    elif label == "header-only-qrels":
-        files[f"beir/qrels/{split}.tsv"] = b"query-id\tcorpus-id\tscore\n"
-    elif label == "empty-queries":
-        files["beir/queries.jsonl"] = b"\n"
-    return Case(
-        f"beir-import/{label}", "import", files, "beir", ["--format", "beir"], (where, None, None)
-    )
+    return beir_file_case(rng, files, split)
 
 
 def flag_import_case(rng: random.Random) -> Case:
