@@ -94,6 +94,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         retries=args.retries,
         concurrency=args.concurrency,
         api_base=args.api_base,
+        api_key=args.api_key,
     )
     options = GenerateOptions(
         queries_per_passage=args.queries_per_passage,
@@ -302,7 +303,13 @@ def cmd_rerank(args: argparse.Namespace, settings: Settings) -> int:
         limit=args.limit,
     )
     llm = LLMSettings(
-        model=args.model, temperature=0.0, max_tokens=3, api_base=args.api_base, concurrency=1
+        model=args.model,
+        temperature=0.0,
+        max_tokens=3,
+        timeout=args.timeout,
+        api_base=args.api_base,
+        api_key=args.api_key,
+        concurrency=1,
     )
     client = open_llm(settings.data_dir, llm, threads=args.threads)
     try:
@@ -450,6 +457,15 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def add_api_key_option(command) -> None:
+    command.add_argument(
+        "--api-key",
+        default=None,
+        help="API key of a remote provider (default: CURATOR_API_KEY, else the provider's "
+        "own variable such as OPENAI_API_KEY; a local --api-base server needs none)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="curator",
@@ -527,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
         "local/<file>.gguf, openai/..., anthropic/..., ollama/...",
     )
     generate.add_argument("--api-base", help="base URL of an OpenAI-compatible server (vLLM...)")
+    add_api_key_option(generate)
     which = generate.add_mutually_exclusive_group()
     which.add_argument(
         "--sample",
@@ -656,7 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
         "through the false-negative guard. Runs resume.",
     )
     rerank.add_argument("--model", default="local/gemma3-270m")
-    rerank.add_argument("--api-base")
+    rerank.add_argument("--api-base", help="base URL of an OpenAI-compatible server (vLLM...)")
+    add_api_key_option(rerank)
+    rerank.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     rerank.add_argument(
         "--methods",
         default="ql,guide",

@@ -9,6 +9,7 @@ from sqlalchemy import distinct, func, insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
+from db.limits import MAX_SEARCH_CHARS, check_length
 from db.models import (
     Candidate,
     FlagKind,
@@ -153,17 +154,26 @@ def recent_runs(session: Session, project_id: int, limit: int = 10) -> list[Pipe
     )
 
 
+def escape_like(text: str) -> str:
+    """``text`` for a LIKE pattern with backslash as the escape character: ``%``, ``_``
+    and ``\\`` match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def passage_page(
     session: Session, project_id: int, *, search: str = "", offset: int = 0, limit: int = 50
 ) -> tuple[int, list[Passage]]:
-    """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text."""
+    """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text
+    as a literal substring (``%``, ``_`` and ``\\`` are no wildcards); a search over
+    ``MAX_SEARCH_CHARS`` raises :class:`~db.limits.TextTooLong`."""
+    check_length("the search", search, MAX_SEARCH_CHARS)
     condition = Passage.project_id == project_id
     if search:
-        pattern = f"%{search}%"
+        pattern = f"%{escape_like(search)}%"
         condition = condition & (
-            Passage.external_id.ilike(pattern)
-            | Passage.title.ilike(pattern)
-            | Passage.text.ilike(pattern)
+            Passage.external_id.ilike(pattern, escape="\\")
+            | Passage.title.ilike(pattern, escape="\\")
+            | Passage.text.ilike(pattern, escape="\\")
         )
     total = int(session.scalar(select(func.count()).where(condition)) or 0)
     rows = session.scalars(

@@ -251,3 +251,70 @@ def test_symlinks_leading_outside_an_ingested_folder_are_reported_not_read(datab
         texts = list(session.scalars(select(Passage.text)))
         assert "not for the corpus" not in texts
         assert session.scalar(select(func.count()).select_from(Passage)) == 2
+
+
+# --- found by bench/fuzz.py -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("delimiter, suffix", [(",", "csv"), ("\t", "tsv")])
+def test_a_quote_left_open_on_the_last_line_is_an_error_naming_its_field(
+    tmp_path, delimiter, suffix
+):
+    path = write(
+        tmp_path / f"c.{suffix}", f'id{delimiter}text\nd1{delimiter}ok\nd2{delimiter}"open\n'
+    )
+    good, errors = split(read_records(path))
+    assert [r.doc_id for r in good] == ["d1"]
+    assert [(e.line, e.field) for e in errors] == [(3, "text")]
+    assert "a quote opened on this line" in str(errors[0])
+
+
+def test_a_nul_character_in_an_id_text_or_title_is_an_error(database, tmp_path):
+    rows = [
+        {"_id": "a\u0000b", "text": "x"},
+        {"_id": "b", "text": "nul \u0000 inside"},
+        {"_id": "c", "title": "t\u0000", "text": "x"},
+        {"_id": "d", "text": "kept"},
+    ]
+    path = write(tmp_path / "c.jsonl", "\n".join(json.dumps(r) for r in rows))
+    good, errors = split(read_records(path))
+    assert [r.doc_id for r in good] == ["d"]
+    assert [(e.line, e.field) for e in errors] == [(1, "_id"), (2, "text"), (3, "title")]
+    assert all("NUL character" in str(e) for e in errors)
+    ingest_path(database, "p", path, on_error="skip")
+    assert stored(database) == ["d"]
+
+
+def test_a_loop_of_symbolic_links_is_reported_and_the_rest_kept(database, tmp_path):
+    folder = tmp_path / "docs"
+    write(folder / "a.txt", "inside text")
+    (folder / "x.txt").symlink_to(folder / "y.txt")
+    (folder / "y.txt").symlink_to(folder / "x.txt")
+    good, errors = split(read_records(folder))
+    assert [r.doc_id for r in good] == ["a.txt"]
+    assert len(errors) == 2 and all("loop of symbolic links" in str(e) for e in errors)
+    ingest_path(database, "p", folder, on_error="skip")
+    assert stored(database) == ["a.txt"]
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "query-id\tcorpus-id\tscore\n"])
+def test_a_qrels_file_without_rows_is_an_error(tmp_path, content):
+    folder = beir_folder(tmp_path)
+    path = write(folder / "qrels" / "test.tsv", content)
+    with pytest.raises(IngestError, match="holds no qrels rows") as error:
+        read_beir_labels(folder)
+    assert error.value.file == str(path)
+
+
+def test_an_empty_first_qrels_score_is_no_header(tmp_path):
+    folder = beir_folder(tmp_path)
+    write(folder / "qrels" / "test.tsv", "q1\td1\t\nq1\td2\t1\n")
+    with pytest.raises(IngestError) as error:
+        read_beir_labels(folder)
+    assert (error.value.line, error.value.field) == (1, "score")
+
+
+def test_a_flag_file_of_blank_lines_is_an_error(tmp_path):
+    path = write(tmp_path / "train.jsonl", "\n\n")
+    with pytest.raises(IngestError, match="holds no records"):
+        read_flag_labels(path)

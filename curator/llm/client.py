@@ -25,6 +25,8 @@ from curator.llm.cache import ResponseCache, request_key
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
+#: the longest model name stored (``model`` columns are 300 characters)
+MAX_MODEL_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,26 @@ class LLMSettings:
     # extra keyword arguments for every litellm.completion call (e.g. mock_response in tests)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        model = self.model.strip() if isinstance(self.model, str) else ""
+        if not model:
+            raise ValueError("a model name is required (e.g. local/gemma3-270m, openai/...)")
+        if len(self.model) > MAX_MODEL_CHARS:
+            raise ValueError(
+                f"the model name is {len(self.model):,} characters long; "
+                f"at most {MAX_MODEL_CHARS} are allowed"
+            )
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
+
     @property
     def is_local(self) -> bool:
         return self.model.startswith("local/")
+
+    @property
+    def provider(self) -> str:
+        """The litellm provider prefix (``openai`` for ``openai/x``), or "" without one."""
+        return self.model.split("/", 1)[0] if "/" in self.model else ""
 
     def public(self) -> dict[str, Any]:
         """The settings without secrets, for run records."""
@@ -136,13 +155,26 @@ def classify_error(exc: BaseException, model: str) -> LLMError:
         (litellm.ServiceUnavailableError, "unavailable", True),
         (litellm.InternalServerError, "server_error", True),
     ]
-    message = getattr(exc, "message", None) or str(exc)
+    full = getattr(exc, "message", None) or str(exc)
+    message = one_line(full)
+    if message != full:  # litellm appends tracebacks and bug-report links: log, never show
+        log.debug("%s from %s, in full: %s", type(exc).__name__, model, full)
     for exc_type, kind, retryable in kinds:
         if isinstance(exc, exc_type):
             if kind == "bad_request" and "LLM Provider NOT provided" in message:
                 return LLMError("not_found", model, message, False)
             return LLMError(kind, model, message, retryable)
     return LLMError("error", model, f"{type(exc).__name__}: {message}", False)
+
+
+MAX_MESSAGE_CHARS = 500
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """The first non-empty line of ``text`` (a provider's message), at most ``limit``
+    characters: what a user is shown; the rest (tracebacks) goes to the log."""
+    first = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _import_litellm():
@@ -188,9 +220,12 @@ class LLMClient:
         seed: int | None = None,
         stop: list[str] | None = None,
         max_tokens: int | None = None,
+        refresh: bool = False,
         **extra: Any,
     ) -> Completion:
-        """One reply to ``messages``; raises LLMError after retries are exhausted."""
+        """One reply to ``messages``; raises LLMError after retries are exhausted.
+        ``refresh=True`` asks the model even when the cache holds a reply (and caches
+        the new one): a retry of a failed reply must not get the same reply back."""
         s = self.settings
         params: dict[str, Any] = {
             "temperature": s.temperature,
@@ -206,7 +241,7 @@ class LLMClient:
         key = request_key(
             {"model": s.model, "api_base": s.api_base, "messages": messages, **params}
         )
-        if self.cache is not None:
+        if self.cache is not None and not refresh:
             hit = self.cache.get(key)
             if hit is not None:
                 completion = Completion(**{**hit, "cached": True})

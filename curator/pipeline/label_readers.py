@@ -101,7 +101,7 @@ def _text(row: dict[str, Any], name: str, path: Path, number: int) -> str:
 def read_beir_queries(path: Path) -> dict[str, tuple[str, str | None, int]]:
     """A BEIR ``queries.jsonl``: query id -> (text, task from ``metadata.task``, line)."""
     texts: dict[str, tuple[str, str | None, int]] = {}
-    for number, raw in read_lines(path):
+    for number, raw in _read_some_lines(path):
         row = _json_line(path, number, raw)
         query_id = _text(row, "_id", path, number)
         text = _text(row, "text", path, number)
@@ -111,10 +111,21 @@ def read_beir_queries(path: Path) -> dict[str, tuple[str, str | None, int]]:
     return texts
 
 
+def _read_some_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``read_lines(path)``, then an IngestError if the file held no line at all."""
+    empty = True
+    for item in read_lines(path):
+        empty = False
+        yield item
+    if empty:
+        raise IngestError(path, None, None, "holds no records (the file is empty)")
+
+
 def read_qrels(path: Path) -> Iterator[tuple[int, str, str, float]]:
     """The rows of a BEIR qrels ``.tsv`` as (line, query id, corpus id, score); a header
     line is recognised by a first-line score without digits."""
     require_file(path)
+    empty = True
     for number, row in delimited_rows(path, "\t", names=QRELS_COLUMNS):
         if isinstance(row, IngestError):
             raise row
@@ -127,6 +138,10 @@ def read_qrels(path: Path) -> Iterator[tuple[int, str, str, float]]:
         query_id, corpus_id, score_text = row[0].strip(), row[1].strip(), row[2].strip()
         if number == 1 and _is_header(score_text):
             continue
+        for name, value in (("query-id", query_id), ("corpus-id", corpus_id)):
+            problem = id_problem(value)
+            if problem:
+                raise IngestError(path, number, name, problem)
         if not _SCORE.fullmatch(score_text):
             raise IngestError(
                 path,
@@ -134,17 +149,21 @@ def read_qrels(path: Path) -> Iterator[tuple[int, str, str, float]]:
                 "score",
                 f"must be a number (whole, in ASCII digits), got {score_text[:40]!r}",
             )
-        for name, value in (("query-id", query_id), ("corpus-id", corpus_id)):
-            problem = id_problem(value)
-            if problem:
-                raise IngestError(path, number, name, problem)
+        empty = False
         yield number, query_id, corpus_id, float(score_text)
+    if empty:
+        raise IngestError(path, None, None, "holds no qrels rows (query-id, corpus-id, score)")
 
 
 def _is_header(score: str) -> bool:
-    """A header's score column ("score") holds no digit and is no spelling of nan / inf."""
+    """A header's score column ("score") holds a letter, no digit, and is no spelling of
+    nan / inf (an empty score is an error, not a header)."""
     spelled = score.lower().lstrip("+-")
-    return not any(c.isdigit() for c in score) and spelled not in ("nan", "inf", "infinity")
+    return (
+        any(c.isalpha() for c in score)
+        and not any(c.isdigit() for c in score)
+        and spelled not in ("nan", "inf", "infinity")
+    )
 
 
 def read_beir_labels(folder: Path) -> list[LabelledQuery]:
@@ -191,7 +210,7 @@ def read_flag_labels(path: Path) -> list[LabelledQuery]:
     found: list[LabelledQuery] = []
     for file in files:
         split = split_of(file)
-        for number, raw in read_lines(file):
+        for number, raw in _read_some_lines(file):
             row = _json_line(file, number, raw)
             query = _text(row, "query", file, number)
             prompt = row.get("prompt")

@@ -68,13 +68,19 @@ def printable(text: str) -> str:
 
 
 def unicode_problem(value: str) -> str | None:
-    """Why ``value`` is not Unicode text (a lone surrogate, ``"\\ud800"`` in JSON), or None."""
+    """Why ``value`` is not storable Unicode text (a lone surrogate, ``"\\ud800"`` in JSON;
+    a NUL character, which PostgreSQL text refuses), or None."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         return (
             f"holds a lone surrogate {value[exc.start]!r} at character {exc.start + 1} "
             "(not valid Unicode text)"
+        )
+    if "\x00" in value:
+        return (
+            f"holds a NUL character (U+0000) at character {value.index(chr(0)) + 1}, "
+            "which a database text column cannot store"
         )
     return None
 
@@ -378,7 +384,8 @@ def delimited_rows(
             return
         except csv.Error as exc:
             start, first = lines.taken[0] if lines.taken else (None, "")
-            if len(lines.taken) > 1 and isinstance(first, str):
+            at_end = "unexpected end of data" in str(exc)  # a quote open on the last line
+            if isinstance(first, str) and (len(lines.taken) > 1 or at_end):
                 yield start, _unclosed_quote(path, start, first, delimiter, names, lines.taken)
                 lines.replay.extendleft(reversed(lines.taken[1:]))
                 reader = csv.reader(lines, delimiter=delimiter, strict=True)
@@ -493,7 +500,13 @@ def _folder_entries(folder: Path) -> list[Path | IngestError]:
     root = folder.resolve()
     entries: list[Path | IngestError] = []
     for path in sorted(folder.rglob("*")):
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
+        if path.is_symlink():
+            try:
+                inside = path.resolve(strict=False).is_relative_to(root)
+            except (RuntimeError, OSError):  # a loop of links (RuntimeError before 3.13)
+                entries.append(IngestError(path, None, None, "a loop of symbolic links; not read"))
+                continue
+        if path.is_symlink() and not inside:
             entries.append(
                 IngestError(
                     path, None, None, "a symbolic link that leads outside the folder; not read"

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from curator.services.projects import require_project
 from db import Database
+from db.limits import MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_QUERY_CHARS, TextTooLong, check_length
 from db.models import (
     Annotator,
     Candidate,
@@ -89,11 +90,20 @@ class QueryView:
         return positives, negatives
 
 
+def _check(what: str, value: str | None, limit: int) -> None:
+    """A JudgmentError (which the app shows in one line) for a text over its limit."""
+    try:
+        check_length(what, value, limit)
+    except TextTooLong as exc:
+        raise JudgmentError(str(exc)) from None
+
+
 def annotator_id(database: Database, username: str, display_name: str = "") -> int:
     """The id of annotator ``username``, created on first use."""
     name = (username or "").strip()
     if not name:
         raise JudgmentError("an annotator name is required")
+    _check("the annotator name", name, MAX_NAME_CHARS)
     with database.sessions() as session, session.begin():
         found = session.scalar(select(Annotator.id).where(Annotator.username == name))
         if found is not None:
@@ -215,6 +225,8 @@ def record_judgment(
     changed. Only passages the judgment marks can carry an edit; an edit equal to the
     original is not stored.
     """
+    _check("the edited query", edited_query, MAX_QUERY_CHARS)
+    _check("the note", note, MAX_NOTE_CHARS)
     positives, negatives, false_negatives = _checked_labels(
         database, query_id, decision, positives, negatives, false_negatives, reject_reason
     )

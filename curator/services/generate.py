@@ -378,6 +378,7 @@ def _generate_one(
                 prompt.messages,
                 seed=sample_seed(task.passage_id, task.sample_index, draw, options.seed),
                 stop=STOP,
+                refresh=task.existing_id is not None,  # a retry: the cached reply failed
                 **extra,
             )
         except LLMError as exc:

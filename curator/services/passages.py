@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from curator.services.projects import require_project
 from db import Database
+from db.limits import TextTooLong as TextTooLong  # a search over MAX_SEARCH_CHARS
 from db.models import GeneratedQuery, Passage
 from db.queries import passage_page
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from db import Database
+from db.limits import MAX_NAME_CHARS, check_length
 from db.models import Project
 from db.queries import get_project, project_names
 
@@ -18,7 +19,9 @@ class ProjectNotFound(LookupError):
 def ensure_project(
     database: Database, name: str, description: str = "", settings: dict[str, Any] | None = None
 ) -> int:
-    """The id of project ``name``, created if it does not exist yet."""
+    """The id of project ``name``, created if it does not exist yet (a name over
+    ``MAX_NAME_CHARS`` raises :class:`~db.limits.TextTooLong`)."""
+    check_length("the project name", name, MAX_NAME_CHARS)
     with database.sessions() as session, session.begin():
         project = get_project(session, name)
         if project is None:

@@ -8,7 +8,7 @@ import html
 
 import gradio as gr
 
-from curator.services.passages import passage_text, passages_on_page
+from curator.services.passages import TextTooLong, passage_text, passages_on_page
 from curator.services.status import ProjectStatus, project_status
 from curator.ui.context import Context, bind
 
@@ -94,7 +94,10 @@ def _source(file: str | None, line: int | None) -> str:
 
 def passages_table(ctx: Context, search: str, page: int) -> tuple[list[list[str]], str, int]:
     """One page of passages: (rows for the table, a "page i of n" caption, the page shown)."""
-    found = passages_on_page(ctx.database, ctx.project, search, page, PAGE_SIZE)
+    try:
+        found = passages_on_page(ctx.database, ctx.project, search, page, PAGE_SIZE)
+    except TextTooLong as exc:  # refused in one line, nothing searched
+        return [], f"**Not searched:** {html.escape(str(exc))}", 1
     rows = [
         [p.external_id, p.title, _preview(p.text), _source(p.source_file, p.source_line)]
         for p in found.rows
