@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import distinct, func, insert, select
+from sqlalchemy import distinct, func, insert, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -147,20 +148,63 @@ def recent_runs(session: Session, project_id: int, limit: int = 10) -> list[Pipe
     )
 
 
+SEARCH_COUNT_LIMIT = 10_000  # passage_page counts matches up to this, then stops
+_WORD = re.compile(r"[^\W_]+")  # letters and digits, as the FTS5 and "simple" parsers split
+
+
 def passage_page(
     session: Session, project_id: int, *, search: str = "", offset: int = 0, limit: int = 50
 ) -> tuple[int, list[Passage]]:
-    """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text."""
+    """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text.
+
+    A search with words uses the full-text index (SQLite FTS5 or PostgreSQL ``tsvector``,
+    migration 0007): passages whose title or text hold every word, plus the passage whose
+    id is exactly ``search``. A search without words (punctuation only), or a database
+    without the index, falls back to a substring match (``%`` and ``_`` taken literally).
+    The total stops at ``SEARCH_COUNT_LIMIT + 1`` for searches (it means "more than").
+    """
     condition = Passage.project_id == project_id
+    capped = bool(search)
     if search:
-        pattern = f"%{search}%"
-        condition = condition & (
-            Passage.external_id.ilike(pattern)
-            | Passage.title.ilike(pattern)
-            | Passage.text.ilike(pattern)
-        )
-    total = int(session.scalar(select(func.count()).where(condition)) or 0)
+        condition = condition & _search_condition(session, search)
+    counted = select(Passage.id).where(condition)
+    if capped:
+        counted = counted.limit(SEARCH_COUNT_LIMIT + 1)
+    total = int(session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
     rows = session.scalars(
         select(Passage).where(condition).order_by(Passage.id).offset(offset).limit(limit)
     )
     return total, list(rows)
+
+
+def _search_condition(session: Session, search: str):
+    """The WHERE clause for one passage search (see ``passage_page``)."""
+    words = _WORD.findall(search)
+    dialect = session.get_bind().dialect.name
+    if words and dialect == "sqlite" and _has_table(session, "passages_fts"):
+        match = " ".join(f'"{word}"' for word in words)  # each word a quoted phrase, ANDed
+        found = select(literal_column("rowid")).select_from(text("passages_fts"))
+        found = found.where(text("passages_fts MATCH :match").bindparams(match=match))
+        return or_(Passage.id.in_(found), Passage.external_id == search)
+    if words and dialect == "postgresql":
+        matched = text(
+            "to_tsvector('simple'::regconfig, coalesce(passages.title, '') || ' ' || "
+            "passages.text) @@ plainto_tsquery('simple'::regconfig, :words)"
+        ).bindparams(words=" ".join(words))
+        return or_(matched, Passage.external_id == search)
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(
+        Passage.external_id.ilike(pattern, escape="\\"),
+        Passage.title.ilike(pattern, escape="\\"),
+        Passage.text.ilike(pattern, escape="\\"),
+    )
+
+
+def _has_table(session: Session, name: str) -> bool:
+    """Whether SQLite's schema holds a table (or virtual table) called ``name``."""
+    found = session.scalar(
+        text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+        {"name": name},
+    )
+    return found is not None

@@ -15,7 +15,7 @@ from curator.services.projects import require_project
 from curator.services.status import project_status
 from db import Database
 from db.models import GeneratedQuery, Passage
-from db.queries import passage_page
+from db.queries import SEARCH_COUNT_LIMIT, passage_page
 
 PAGE_SIZE = 25
 PASSAGE_COLUMNS = ["id", "title", "text", "source"]
@@ -68,6 +68,8 @@ def passages_table(
             for p in passages
         ]
     noun = "passage" if total == 1 else "passages"
+    if total > SEARCH_COUNT_LIMIT:  # the search stopped counting
+        return rows, f"more than {SEARCH_COUNT_LIMIT:,} {noun} · page {page}", page
     return rows, f"{total:,} {noun} · page {page} of {pages}", page
 
 
