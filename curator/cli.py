@@ -605,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--max-seq-length", type=int, default=256)
     mine.add_argument("--batch-size", type=int, default=64)
     mine.add_argument("--top-n", type=int, default=30)
-    mine.add_argument("--index", default="auto", choices=["auto", "flat", "hnsw"])
+    mine.add_argument("--index", default="auto", choices=["auto", "flat", "hnsw", "ivfpq"])
     mine.add_argument(
         "--negatives", type=int, default=1, help="hard negatives to propose per query"
     )
