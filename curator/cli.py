@@ -228,6 +228,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         split_seed=args.seed,
         eval_fraction=args.eval_fraction,
         settings=_train_settings(args),
+        processes=args.processes if args.launcher == "accelerate" else 1,
     )
     database = _open(settings)
     bar = tqdm(desc="fine-tune", unit="step")
@@ -699,6 +700,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, default=-1, help="stop after N steps")
     train.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")
     train.add_argument("--no-eval", action="store_true", help="do not evaluate afterwards")
+    train.add_argument(
+        "--launcher",
+        default="none",
+        choices=["none", "accelerate"],
+        help="accelerate: train in --processes data-parallel processes (gloo on CPU)",
+    )
+    train.add_argument("--processes", type=int, default=2, help="processes with --launcher")
     train.set_defaults(func=cmd_train)
     add_job_options(train, "train")
 
