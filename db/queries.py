@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import distinct, func, insert, literal_column, or_, select, text
+from sqlalchemy import column, distinct, func, insert, or_, select, table, text
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -157,41 +157,54 @@ def passage_page(
 ) -> tuple[int, list[Passage]]:
     """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text.
 
-    A search with words uses the full-text index (SQLite FTS5 or PostgreSQL ``tsvector``,
-    migration 0007): passages whose title or text hold every word, plus the passage whose
-    id is exactly ``search``. A search without words (punctuation only), or a database
-    without the index, falls back to a substring match (``%`` and ``_`` taken literally).
-    The total stops at ``SEARCH_COUNT_LIMIT + 1`` for searches (it means "more than").
+    A search that is exactly a passage id finds that passage alone. Otherwise a search
+    with words uses the full-text index (SQLite FTS5 or PostgreSQL ``tsvector``, migration
+    0007): the passages whose title or text hold every word. A search without words
+    (punctuation only), or a database without the index, falls back to a substring match
+    of id, title or text (``%`` and ``_`` taken literally). The total of a search stops
+    at ``SEARCH_COUNT_LIMIT + 1`` (it means "more than"); browsing counts everything.
     """
-    condition = Passage.project_id == project_id
-    capped = bool(search)
-    if search:
-        condition = condition & _search_condition(session, search)
-    counted = select(Passage.id).where(condition)
-    if capped:
-        counted = counted.limit(SEARCH_COUNT_LIMIT + 1)
-    total = int(session.scalar(select(func.count()).select_from(counted.subquery())) or 0)
-    rows = session.scalars(
-        select(Passage).where(condition).order_by(Passage.id).offset(offset).limit(limit)
-    )
-    return total, list(rows)
-
-
-def _search_condition(session: Session, search: str):
-    """The WHERE clause for one passage search (see ``passage_page``)."""
+    in_project = Passage.project_id == project_id
+    if not search:
+        total = int(session.scalar(select(func.count()).where(in_project)) or 0)
+        browsed = select(Passage).where(in_project).order_by(Passage.id)
+        return total, _page(session, browsed, offset, limit)
+    exact = session.scalar(select(Passage).where(in_project, Passage.external_id == search))
+    if exact is not None:
+        return 1, [exact] if offset == 0 else []
     words = _WORD.findall(search)
     dialect = session.get_bind().dialect.name
     if words and dialect == "sqlite" and _has_table(session, "passages_fts"):
-        match = " ".join(f'"{word}"' for word in words)  # each word a quoted phrase, ANDed
-        found = select(literal_column("rowid")).select_from(text("passages_fts"))
-        found = found.where(text("passages_fts MATCH :match").bindparams(match=match))
-        return or_(Passage.id.in_(found), Passage.external_id == search)
+        # FTS5 hands out matches in rowid (= passage id) order: both queries stream
+        fts = table("passages_fts", column("rowid"))
+        match = text("passages_fts MATCH :match").bindparams(
+            match=" ".join(f'"{word}"' for word in words)  # each word a phrase, ANDed
+        )
+        matched = select(Passage).join_from(fts, Passage, Passage.id == fts.c.rowid)
+        matched = matched.where(match, in_project).order_by(fts.c.rowid)
+        counted = matched.with_only_columns(Passage.id)
+    else:
+        matched = select(Passage).where(in_project, _search_condition(search, words, dialect))
+        matched = matched.order_by(Passage.id)
+        counted = matched.with_only_columns(Passage.id)
+    counted = counted.limit(SEARCH_COUNT_LIMIT + 1).subquery()
+    total = int(session.scalar(select(func.count()).select_from(counted)) or 0)
+    return total, _page(session, matched, offset, limit)
+
+
+def _page(session: Session, statement, offset: int, limit: int) -> list[Passage]:
+    """One page of an ordered select of passages."""
+    return list(session.scalars(statement.offset(offset).limit(limit)))
+
+
+def _search_condition(search: str, words: list[str], dialect: str):
+    """The WHERE clause of a search without FTS5: PostgreSQL's full-text match for words,
+    else a substring match of id, title or text with ``%``, ``_`` and ``\\`` escaped."""
     if words and dialect == "postgresql":
-        matched = text(
+        return text(
             "to_tsvector('simple'::regconfig, coalesce(passages.title, '') || ' ' || "
             "passages.text) @@ plainto_tsquery('simple'::regconfig, :words)"
         ).bindparams(words=" ".join(words))
-        return or_(matched, Passage.external_id == search)
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = f"%{escaped}%"
     return or_(
