@@ -171,6 +171,7 @@ class Passage(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "external_id"),
         UniqueConstraint("project_id", "content_hash"),
+        Index("ix_passages_project_document", "project_id", "document_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
