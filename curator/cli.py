@@ -229,6 +229,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         split_seed=args.seed,
         eval_fraction=args.eval_fraction,
         settings=_train_settings(args),
+        processes=args.processes if args.launcher == "accelerate" else 1,
     )
     database = _open(settings)
     bar = tqdm(desc="fine-tune", unit="step")
@@ -647,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     mine.add_argument("--max-seq-length", type=int, default=256)
     mine.add_argument("--batch-size", type=int, default=64)
     mine.add_argument("--top-n", type=int, default=30)
-    mine.add_argument("--index", default="auto", choices=["auto", "flat", "hnsw"])
+    mine.add_argument("--index", default="auto", choices=["auto", "flat", "hnsw", "ivfpq"])
     mine.add_argument(
         "--negatives", type=int, default=1, help="hard negatives to propose per query"
     )
@@ -743,6 +744,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, default=-1, help="stop after N steps")
     train.add_argument("--save-steps", type=int, default=20, help="checkpoint every N steps")
     train.add_argument("--no-eval", action="store_true", help="do not evaluate afterwards")
+    train.add_argument(
+        "--launcher",
+        default="none",
+        choices=["none", "accelerate"],
+        help="accelerate: train in --processes data-parallel processes (gloo on CPU)",
+    )
+    train.add_argument("--processes", type=int, default=2, help="processes with --launcher")
     train.set_defaults(func=cmd_train)
     add_job_options(train, "train")
 

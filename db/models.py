@@ -43,6 +43,17 @@ NAMING_CONVENTION = {
 }
 
 
+# Search structures migration 0007 creates outside the models: SQLite's FTS5 table over
+# the passages (and the shadow tables FTS5 keeps), PostgreSQL's expression index.
+FULL_TEXT_NAMES = ("passages_fts", "ix_passages_fts")
+
+
+def schema_object_filter(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic ``include_name`` hook: leave the full-text search objects out of
+    autogenerate's comparison (they are not in the models; see ``FULL_TEXT_NAMES``)."""
+    return not (name or "").startswith(FULL_TEXT_NAMES)
+
+
 def utcnow() -> datetime:
     """Timezone-aware current time in UTC (stored as naive UTC by SQLite)."""
     return datetime.now(timezone.utc)
@@ -168,6 +179,7 @@ class Passage(Base):
     __table_args__ = (
         UniqueConstraint("project_id", "external_id"),
         UniqueConstraint("project_id", "content_hash"),
+        Index("ix_passages_project_document", "project_id", "document_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -353,6 +365,7 @@ class Judgment(Base):
     __table_args__ = (
         CheckConstraint(_in("decision", Decision), name="decision"),
         Index("ix_judgments_query_annotator", "query_id", "annotator_id"),
+        Index("ix_judgments_retracts", "retracts_judgment_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import distinct, func, insert, select
+from sqlalchemy import column, distinct, func, insert, or_, select, table, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
@@ -160,23 +161,77 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+SEARCH_COUNT_LIMIT = 10_000  # passage_page counts matches up to this, then stops
+_WORD = re.compile(r"[^\W_]+")  # letters and digits, as the FTS5 and "simple" parsers split
+
+
 def passage_page(
     session: Session, project_id: int, *, search: str = "", offset: int = 0, limit: int = 50
 ) -> tuple[int, list[Passage]]:
-    """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text
-    as a literal substring (``%``, ``_`` and ``\\`` are no wildcards); a search over
-    ``MAX_SEARCH_CHARS`` raises :class:`~db.limits.TextTooLong`."""
+    """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text.
+
+    A search that is exactly a passage id finds that passage alone. Otherwise a search
+    with words uses the full-text index (SQLite FTS5 or PostgreSQL ``tsvector``, migration
+    0007): the passages whose title or text hold every word. A search without words
+    (punctuation only), or a database without the index, falls back to a substring match
+    of id, title or text (``%`` and ``_`` taken literally). The total of a search stops
+    at ``SEARCH_COUNT_LIMIT + 1`` (it means "more than"); browsing counts everything. A
+    search over ``MAX_SEARCH_CHARS`` raises :class:`~db.limits.TextTooLong`.
+    """
     check_length("the search", search, MAX_SEARCH_CHARS)
-    condition = Passage.project_id == project_id
-    if search:
-        pattern = f"%{escape_like(search)}%"
-        condition = condition & (
-            Passage.external_id.ilike(pattern, escape="\\")
-            | Passage.title.ilike(pattern, escape="\\")
-            | Passage.text.ilike(pattern, escape="\\")
+    in_project = Passage.project_id == project_id
+    if not search:
+        total = int(session.scalar(select(func.count()).where(in_project)) or 0)
+        browsed = select(Passage).where(in_project).order_by(Passage.id)
+        return total, _page(session, browsed, offset, limit)
+    exact = session.scalar(select(Passage).where(in_project, Passage.external_id == search))
+    if exact is not None:
+        return 1, [exact] if offset == 0 else []
+    words = _WORD.findall(search)
+    dialect = session.get_bind().dialect.name
+    if words and dialect == "sqlite" and _has_table(session, "passages_fts"):
+        # FTS5 hands out matches in rowid (= passage id) order: both queries stream
+        fts = table("passages_fts", column("rowid"))
+        match = text("passages_fts MATCH :match").bindparams(
+            match=" ".join(f'"{word}"' for word in words)  # each word a phrase, ANDed
         )
-    total = int(session.scalar(select(func.count()).where(condition)) or 0)
-    rows = session.scalars(
-        select(Passage).where(condition).order_by(Passage.id).offset(offset).limit(limit)
+        matched = select(Passage).join_from(fts, Passage, Passage.id == fts.c.rowid)
+        matched = matched.where(match, in_project).order_by(fts.c.rowid)
+        counted = matched.with_only_columns(Passage.id)
+    else:
+        matched = select(Passage).where(in_project, _search_condition(search, words, dialect))
+        matched = matched.order_by(Passage.id)
+        counted = matched.with_only_columns(Passage.id)
+    counted = counted.limit(SEARCH_COUNT_LIMIT + 1).subquery()
+    total = int(session.scalar(select(func.count()).select_from(counted)) or 0)
+    return total, _page(session, matched, offset, limit)
+
+
+def _page(session: Session, statement, offset: int, limit: int) -> list[Passage]:
+    """One page of an ordered select of passages."""
+    return list(session.scalars(statement.offset(offset).limit(limit)))
+
+
+def _search_condition(search: str, words: list[str], dialect: str):
+    """The WHERE clause of a search without FTS5: PostgreSQL's full-text match for words,
+    else a substring match of id, title or text with ``%``, ``_`` and ``\\`` escaped."""
+    if words and dialect == "postgresql":
+        return text(
+            "to_tsvector('simple'::regconfig, coalesce(passages.title, '') || ' ' || "
+            "passages.text) @@ plainto_tsquery('simple'::regconfig, :words)"
+        ).bindparams(words=" ".join(words))
+    pattern = f"%{escape_like(search)}%"
+    return or_(
+        Passage.external_id.ilike(pattern, escape="\\"),
+        Passage.title.ilike(pattern, escape="\\"),
+        Passage.text.ilike(pattern, escape="\\"),
     )
-    return total, list(rows)
+
+
+def _has_table(session: Session, name: str) -> bool:
+    """Whether SQLite's schema holds a table (or virtual table) called ``name``."""
+    found = session.scalar(
+        text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+        {"name": name},
+    )
+    return found is not None

@@ -213,7 +213,8 @@ def fine_tune(
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     seconds = time.perf_counter() - started
     model_path = output_dir / "model"
-    model.save(str(model_path))
+    if trainer.is_world_process_zero():  # several processes (trainer.distributed): one writes
+        model.save(str(model_path))
     history = [  # with the steps before a resume, from the checkpoint's trainer state
         {"step": entry["step"], "loss": float(entry["loss"])}
         for entry in trainer.state.log_history

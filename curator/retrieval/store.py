@@ -67,12 +67,24 @@ class EmbeddingStore:
         for offset, h in enumerate(hashes):
             self._rows[h] = start + offset
 
+    def view(self, hashes: Sequence[str]):
+        """``MappedRows`` over the stored vectors of ``hashes``, in that order, memory-mapped:
+        nothing is read until rows are taken (KeyError if one is missing)."""
+        from curator.retrieval.index import MappedRows
+
+        rows = np.fromiter((self._rows[h] for h in hashes), dtype=np.int64, count=len(hashes))
+        return MappedRows(self._matrix(), rows)
+
+    def _matrix(self) -> np.ndarray:
+        if not self._rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.memmap(
+            self._vectors_path, dtype=np.float32, mode="r", shape=(len(self._rows), self.dim)
+        )
+
     def get(self, hashes: Sequence[str]) -> np.ndarray:
         """The stored vectors of ``hashes``, in that order (KeyError if one is missing)."""
         rows = np.fromiter((self._rows[h] for h in hashes), dtype=np.int64, count=len(hashes))
         if not len(rows):
             return np.zeros((0, self.dim), dtype=np.float32)
-        matrix = np.memmap(
-            self._vectors_path, dtype=np.float32, mode="r", shape=(len(self._rows), self.dim)
-        )
-        return np.asarray(matrix[rows])
+        return np.asarray(self._matrix()[rows])

@@ -177,7 +177,7 @@ def mine_candidates(
         clock = time.monotonic()
         folder = data_dir / "index" / project_slug(project)
         index, report.index_built = load_or_build(
-            folder / guide.key, lambda: store.get(hashes), ids, guide.key, options.index_kind
+            folder / guide.key, lambda: store.view(hashes), ids, guide.key, options.index_kind
         )
         report.index_kind = index.kind
         bm25, report.bm25_built = load_or_build_bm25(

@@ -11,6 +11,7 @@ from curator.services.projects import require_project
 from db import Database
 from db.limits import TextTooLong as TextTooLong  # a search over MAX_SEARCH_CHARS
 from db.models import GeneratedQuery, Passage
+from db.queries import SEARCH_COUNT_LIMIT as SEARCH_COUNT_LIMIT  # a search counts up to it
 from db.queries import passage_page
 
 

@@ -66,6 +66,7 @@ class TrainOptions:
     min_confidence: float = 0.5
     guide_model: str | None = None
     settings: TrainSettings = field(default_factory=TrainSettings)
+    processes: int = 1  # above 1: data-parallel through `accelerate launch` (trainer.distributed)
 
 
 @dataclass
@@ -148,6 +149,8 @@ def train_project(
         "min_confidence": options.min_confidence,
         "guide_model": options.guide_model,
     }
+    if options.processes > 1:  # a run in N processes resumes only as N processes
+        run_settings["processes"] = options.processes
     run_id, lock = claim_run(database, project, data_dir, options, run_settings, snapshot)
     try:
         return _train_run(
@@ -176,8 +179,6 @@ def _train_run(
     output: Path,
 ) -> TrainReport:
     """Fine-tune run ``run_id`` (its lock held) into ``output`` and store the outcome."""
-    from trainer.finetune import fine_tune
-
     project_id = require_project(database, project)
     with database.sessions() as session, session.begin():
         run = session.get(TrainingRun, run_id)
@@ -193,14 +194,7 @@ def _train_run(
             on_step(step, total, loss)
 
     try:
-        result = fine_tune(
-            options.base_model,
-            rows,
-            output,
-            options.settings,
-            guide_model=options.guide_model or BASE_MODEL,
-            on_step=step_done,
-        )
+        result = _fine_tune(options, rows, output, step_done)
     except BaseException as error:
         status = RunStatus.FAILED if isinstance(error, Exception) else RunStatus.INTERRUPTED
         with database.sessions() as session, session.begin():
@@ -235,6 +229,29 @@ def _train_run(
         loss_curve=curve,
         seconds=result.seconds,
         resumed_from=result.resumed_from,
+    )
+
+
+def _fine_tune(options: TrainOptions, rows, output: Path, on_step: StepCallback):
+    """``trainer.finetune.fine_tune`` in this process, or in ``options.processes``
+    processes through ``accelerate launch``."""
+    guide = options.guide_model or BASE_MODEL
+    if options.processes > 1:
+        from trainer.distributed import distributed_fine_tune
+
+        return distributed_fine_tune(
+            options.base_model,
+            rows,
+            output,
+            options.settings,
+            processes=options.processes,
+            guide_model=guide,
+            on_step=on_step,
+        )
+    from trainer.finetune import fine_tune
+
+    return fine_tune(
+        options.base_model, rows, output, options.settings, guide_model=guide, on_step=on_step
     )
 
 

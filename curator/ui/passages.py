@@ -8,7 +8,12 @@ import html
 
 import gradio as gr
 
-from curator.services.passages import TextTooLong, passage_text, passages_on_page
+from curator.services.passages import (
+    SEARCH_COUNT_LIMIT,
+    TextTooLong,
+    passage_text,
+    passages_on_page,
+)
 from curator.services.status import ProjectStatus, project_status
 from curator.ui.context import Context, bind
 
@@ -103,6 +108,8 @@ def passages_table(ctx: Context, search: str, page: int) -> tuple[list[list[str]
         for p in found.rows
     ]
     noun = "passage" if found.total == 1 else "passages"
+    if found.total > SEARCH_COUNT_LIMIT:  # the search stopped counting
+        return rows, f"more than {SEARCH_COUNT_LIMIT:,} {noun} · page {found.page}", found.page
     return rows, f"{found.total:,} {noun} · page {found.page} of {found.pages}", found.page
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from db.models import Base
+from db.models import Base, schema_object_filter
 from db.session import make_engine
 
 config = context.config
@@ -18,6 +18,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs table copies to alter
         compare_type=True,
+        include_name=schema_object_filter,
     )
     with context.begin_transaction():
         context.run_migrations()
