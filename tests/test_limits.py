@@ -48,7 +48,14 @@ def found(database, project_id, search):
 
 @pytest.mark.parametrize(
     "search, expected",
-    [("%", ["pct"]), ("_", ["under"]), ("\\", ["slash"]), ("100%", ["pct"]), ("e_c", ["under"])],
+    [
+        ("%", ["pct"]),
+        ("_", ["under"]),
+        ("\\", ["slash"]),
+        ("100%", ["pct"]),
+        ("snake_case", ["under"]),
+        ("e_c", []),
+    ],
 )
 def test_wildcards_in_a_search_match_only_themselves(database, project, search, expected):
     assert found(database, project, search) == expected
