@@ -289,9 +289,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rerank(args: argparse.Namespace, settings: Settings) -> int:
-    from curator.llm.client import LLMError, LLMSettings
+    from curator.llm.client import LLMError
     from curator.progress import TqdmProgress
-    from curator.services.llm import open_llm
+    from curator.services.llm import open_llm, rerank_llm_settings
     from curator.services.rerank import RerankOptions, rerank_queries
 
     options = RerankOptions(
@@ -303,15 +303,8 @@ def cmd_rerank(args: argparse.Namespace, settings: Settings) -> int:
         negative_filter=_negative_filter(args),
         limit=args.limit,
     )
-    llm = LLMSettings(
-        model=args.model,
-        temperature=0.0,
-        max_tokens=3,
-        timeout=args.timeout,
-        api_base=args.api_base,
-        api_key=args.api_key,
-        concurrency=1,
-    )
+    # the app's Rerank button uses the same settings (one reply-cache key per action)
+    llm = rerank_llm_settings(args.model, args.api_base, timeout=args.timeout, api_key=args.api_key)
     client = open_llm(settings.data_dir, llm, threads=args.threads)
     try:
         report = rerank_queries(

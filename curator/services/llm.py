@@ -33,17 +33,26 @@ def open_llm(
 DEFAULT_MODEL = "local/gemma3-270m"
 
 
-def rerank_llm_settings(model: str | None = None, api_base: str | None = None) -> LLMSettings:
+def rerank_llm_settings(
+    model: str | None = None,
+    api_base: str | None = None,
+    *,
+    timeout: float = 120.0,
+    api_key: str | None = None,
+) -> LLMSettings:
     """The LLM settings of a rerank, the same from the CLI and the app (so one action has
     one reply-cache key): greedy (temperature 0), at most 3 tokens (a yes/no answer; the
     query likelihood reads logits, not text), one request at a time. An empty ``model``
-    means the embedded local model."""
+    means the embedded local model; ``timeout`` (seconds per request) and ``api_key`` are
+    for remote providers."""
     return LLMSettings(
         model=(model or "").strip() or DEFAULT_MODEL,
         temperature=0.0,
         max_tokens=3,
         concurrency=1,
+        timeout=timeout,
         api_base=api_base or None,
+        api_key=api_key or None,
     )
 
 
