@@ -40,7 +40,7 @@ def test_cli_trains_in_two_processes_with_gloo(database, tmp_path, guide_model, 
     data = tmp_path / "data"
     code = main(
         [
-            *("--data-dir", str(data), "--project", "p", "train"),
+            *("--data-dir", str(data), "--db", database.url, "--project", "p", "train"),
             *("--launcher", "accelerate", "--processes", "2"),
             *("--max-steps", "3", "--batch-size", "2", "--max-seq-length", "64"),
             *("--eval-fraction", "0.3", "--bf16", "off", "--no-eval"),

@@ -36,7 +36,7 @@ def test_policy_all_on_an_unjudged_project_trains_and_evaluates_on_generated_que
     held_out = {str(e.query_id) for e in training_set.eval}
     assert held_out, "the toy split must hold some queries out"
 
-    common = ["--data-dir", str(data), "--project", "p"]
+    common = ["--data-dir", str(data), "--db", database.url, "--project", "p"]
     args = ["--policy", "all", "--eval-fraction", "0.3", "--max-steps", "2"]
     code = main([*common, "train", *args, "--batch-size", "4", "--max-seq-length", "64"])
     out, err = capsys.readouterr()

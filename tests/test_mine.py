@@ -153,7 +153,8 @@ def test_cli_diagnose_prints_the_guard_histogram(small, tmp_path, guide_model, c
     mine_candidates(small, "p", tmp_path / "data", MineOptions(top_n=12), guide=guide_model)
     capsys.readouterr()
     data = str(tmp_path / "data")
-    code = main(["--data-dir", data, "--project", "p", "diagnose", "--relative-margin", "0.5"])
+    where = ["--data-dir", data, "--db", small.url, "--project", "p"]
+    code = main([*where, "diagnose", "--relative-margin", "0.5"])
     out = capsys.readouterr().out
     assert code == 0 and "(in the rank window; x: >= 0.50)" in out
     bars = [line.split() for line in out.splitlines() if line.startswith("  ") and "-" in line]

@@ -215,7 +215,7 @@ def test_retrieval_data_keeps_only_queries_with_relevant_documents():
 def test_cli_train_then_eval(judged, capsys):
     from curator.cli import main
 
-    common = ["--data-dir", str(judged.data), "--project", "p"]
+    common = ["--data-dir", str(judged.data), "--db", judged.db.url, "--project", "p"]
     code = main(
         [
             *common,
