@@ -10,7 +10,7 @@ import json
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from curator.ui.context import Context, bind, require_admin
+from curator.ui.context import Context, bind, require_admin, text_table
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
@@ -200,13 +200,7 @@ def _ingest_section(ctx: Context) -> dict:
         on_error = gr.Radio(["abort", "skip"], value="abort", label="On a bad record")
     button = gr.Button("Ingest", variant="primary")
     result = gr.Markdown(elem_id="ingest-result", elem_classes=["job-result"])
-    errors = gr.Dataframe(
-        headers=INGEST_ERROR_COLUMNS,
-        datatype=["str"] * 4,
-        interactive=False,
-        wrap=True,
-        label="Errors (file, line, field)",
-    )
+    errors = text_table(INGEST_ERROR_COLUMNS, label="Errors (file, line, field)")
     inputs = [upload, server_path, fmt, id_field, title_field, text_field, chunk, words]
     event = button.click(
         bind(ingest, ctx),
@@ -231,12 +225,9 @@ def _generate_section(ctx: Context, app: gr.Blocks) -> dict:
         best_of = gr.Number(label="Best of (QL choice)", value=1, precision=0, minimum=1)
     button = gr.Button("Generate", variant="primary")
     result = gr.Markdown(elem_id="generate-result", elem_classes=["job-result"])
-    generated = gr.Dataframe(
-        headers=QUERY_COLUMNS,
-        datatype=["str"] * 5,
-        interactive=False,
-        wrap=True,
-        column_widths=QUERY_WIDTHS,
+    generated = text_table(
+        QUERY_COLUMNS,
+        widths=QUERY_WIDTHS,
         label="Latest generated queries",
         elem_id="queries-table",
     )
