@@ -84,3 +84,16 @@ def text_table(
         label=label,
         elem_id=elem_id,
     )
+
+
+def job_click(button, handler: Callable, ctx: Context, inputs, outputs, api_name: str):
+    """Wire ``button`` to ``handler`` (with ``ctx`` bound, see ``bind``), also served as
+    the HTTP api ``api_name``; returns the click event. No Gradio concurrency limit: the
+    heavy work queues as jobs in ``curator.services.jobs``, not in Gradio."""
+    return button.click(
+        bind(handler, ctx),
+        inputs=inputs,
+        outputs=outputs,
+        api_name=api_name,
+        concurrency_limit=None,
+    )

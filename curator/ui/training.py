@@ -28,7 +28,7 @@ from curator.services.train import (
     latest_training_run,
 )
 from curator.services.train import training_events as service_training_events
-from curator.ui.context import Context, bind, require_admin
+from curator.ui.context import Context, bind, job_click, require_admin
 from curator.ui.progress_bar import BarProgress
 
 # short headers: three tables share the page's width (rank, passage id, ✓ on a relevant
@@ -377,10 +377,4 @@ def build_training_tab(ctx: Context, app: gr.Blocks):
     results = _results()
     picked = _side_by_side_section(ctx)
     app.load(bind(latest, ctx), outputs=results)
-    return start.click(
-        bind(fine_tune, ctx),
-        settings,
-        [*results, picked],
-        api_name="fine_tune",
-        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
-    )
+    return job_click(start, fine_tune, ctx, settings, [*results, picked], "fine_tune")
