@@ -147,9 +147,7 @@ def run_export(database, project, data_dir, params, progress) -> dict[str, Any]:
 def run_train(database, project, data_dir, params, progress) -> dict[str, Any]:
     from curator.ui.training import training_events
 
-    names = ("policy", "loss", "epochs", "batch_size", "learning_rate")
-    names += ("max_seq_length", "negatives")
-    events = training_events(database, project, Path(data_dir), *(params[n] for n in names))
+    events = training_events(database, project, Path(data_dir), params)
     job_id = progress.job_id
     last: dict[str, Any] = {}
     for event in events:

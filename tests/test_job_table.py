@@ -33,6 +33,7 @@ from curator.services.jobs import (
 from curator.ui import jobs_panel
 from curator.ui.context import Context
 from curator.ui.passages import overview_markdown
+from curator.ui.training import training_params
 from db import open_database
 from db.models import GeneratedQuery, Passage
 from db.session import sqlite_url
@@ -213,7 +214,9 @@ def test_kill_9_of_a_worker_mid_generate_then_a_rerun_resumes(tmp_path, data_dir
 def test_a_second_fine_tune_click_is_refused_with_a_message(data_dir, db):
     with cli_job(db, "p", "train", {}, data_dir) as running:
         events = list(
-            jobs_panel.training_job_events(db, "p", data_dir, "none", "mnrl", 1, 4, 5e-5, 64, 1)
+            jobs_panel.training_job_events(
+                db, "p", data_dir, training_params("none", "mnrl", 1, 4, 5e-5, 64, 1)
+            )
         )
     assert len(events) == 1 and "error" in events[0]
     assert f"a train job (#{running.job_id}) is already running for project p" in events[0]["error"]

@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from curator.locks import FileLock, LockBusy
+from curator.services.runs import process_alive
 from db import Database
 from db.models import Job, JobKind, JobStatus, utcnow
 
@@ -218,16 +219,6 @@ def list_jobs(
     return views
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dead_jobs(database: Database) -> int:
     """Mark unfinished jobs of this host whose process is gone as failed; how many."""
     host = socket.gethostname()
@@ -237,7 +228,7 @@ def reap_dead_jobs(database: Database) -> int:
             select(Job).where(Job.status.in_(UNFINISHED), Job.host == host, Job.pid.is_not(None))
         )
         for job in jobs:
-            if _alive(job.pid):
+            if process_alive(job.pid):
                 continue
             job.status = JobStatus.FAILED.value
             job.error = (

@@ -91,7 +91,7 @@ def mark_dead_runs(database: Database, project_id: int, stage: Stage) -> int:
         )
         for run in runs:
             pid = (run.settings or {}).get("pid")
-            if pid is None or (run.settings or {}).get("host") != host or _alive(int(pid)):
+            if pid is None or (run.settings or {}).get("host") != host or process_alive(int(pid)):
                 continue
             run.status = RunStatus.INTERRUPTED.value
             run.error = "the process ended without recording its end (killed?)"
@@ -105,7 +105,8 @@ def process_marker() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -127,6 +128,12 @@ class RunHandle:
 
     def checkpoint(self) -> None:
         update_run(self.database, self.run_id, self.counts(), usage=self.usage())
+
+    def finish(self, status: RunStatus, *, error: str | None = None) -> None:
+        """Record the run's end with the current counts and usage."""
+        finish_run(
+            self.database, self.run_id, status, self.counts(), error=error, usage=self.usage()
+        )
 
 
 @contextmanager
@@ -155,26 +162,12 @@ def recorded_run(
     try:
         yield handle
     except Exception as exc:
-        finish_run(
-            database,
-            run_id,
-            RunStatus.FAILED,
-            handle.counts(),
-            error=str(exc) or repr(exc),
-            usage=handle.usage(),
-        )
+        handle.finish(RunStatus.FAILED, error=str(exc) or repr(exc))
         raise
     except BaseException as exc:
-        finish_run(
-            database,
-            run_id,
-            RunStatus.INTERRUPTED,
-            handle.counts(),
-            error=repr(exc),
-            usage=handle.usage(),
-        )
+        handle.finish(RunStatus.INTERRUPTED, error=repr(exc))
         raise
-    finish_run(database, run_id, RunStatus.DONE, handle.counts(), usage=handle.usage())
+    handle.finish(RunStatus.DONE)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """What every handler of the app needs: the database, the project, the data folder; and
-``bind``, which fixes those first arguments of a module-level handler for Gradio."""
+``bind``, which fixes those first arguments of a module-level handler for Gradio; and
+``text_table``, the read-only table of text the pages list things in."""
 
 from __future__ import annotations
 
@@ -61,3 +62,38 @@ def require_admin(ctx: Context, request, action: str, model: str | None = None) 
         return None if model is None else check_model(ctx.database, ctx.project, model)
     except PermissionDenied as error:
         raise gr.Error(str(error)) from None
+
+
+def text_table(
+    headers: list[str],
+    *,
+    label: str | None = None,
+    widths: list[str] | None = None,
+    elem_id: str | None = None,
+):
+    """A read-only ``gr.Dataframe`` of text cells (one per header) that wraps long cells:
+    the shape of every listing table in the app (call inside the caller's Blocks)."""
+    import gradio as gr
+
+    return gr.Dataframe(
+        headers=headers,
+        datatype=["str"] * len(headers),
+        interactive=False,
+        wrap=True,
+        column_widths=widths,
+        label=label,
+        elem_id=elem_id,
+    )
+
+
+def job_click(button, handler: Callable, ctx: Context, inputs, outputs, api_name: str):
+    """Wire ``button`` to ``handler`` (with ``ctx`` bound, see ``bind``), also served as
+    the HTTP api ``api_name``; returns the click event. No Gradio concurrency limit: the
+    heavy work queues as jobs in ``curator.services.jobs``, not in Gradio."""
+    return button.click(
+        bind(handler, ctx),
+        inputs=inputs,
+        outputs=outputs,
+        api_name=api_name,
+        concurrency_limit=None,
+    )

@@ -14,7 +14,7 @@ import gradio as gr
 
 from curator.services import Database
 from curator.services.export import FORMATS, POLICIES, ExportOptions, export_zipped
-from curator.ui.context import Context, bind, require_admin
+from curator.ui.context import Context, job_click, require_admin
 
 EXPORT_FORMATS = list(FORMATS)
 EXPORT_POLICIES = list(POLICIES)
@@ -97,10 +97,4 @@ def build_export_tab(ctx: Context) -> None:
     button = gr.Button("Export", variant="primary")
     result = gr.Markdown(elem_id="export-result", elem_classes=["job-result"])
     download = gr.File(label="Download (zip)", interactive=False)
-    button.click(
-        bind(export, ctx),
-        inputs=[fmt, policy, negatives],
-        outputs=[result, download],
-        api_name="export",
-        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
-    )
+    job_click(button, export, ctx, [fmt, policy, negatives], [result, download], "export")

@@ -26,7 +26,7 @@ from curator.services.jobs import (
     submit,
     wait_for_job,
 )
-from curator.ui.context import bind
+from curator.ui.context import bind, text_table
 
 JOB_COLUMNS = ["job", "kind", "status", "from", "project", "started", "progress or error"]
 REFRESH_SECONDS = 2.0
@@ -155,30 +155,16 @@ def training_job_events(
     database: Database,
     project: str,
     data_dir: Path,
-    policy: str,
-    loss: str,
-    epochs: float,
-    batch_size: int,
-    learning_rate: float,
-    max_seq_length: int,
-    negatives: int,
+    params: dict[str, Any],
     poll: float = 1.0,
 ) -> Iterator[dict[str, Any]]:
     """``curator.ui.training.training_events``, run as a job in a worker: the same
     events (``status``/``curve``/``step``/``total`` while it runs, then ``report`` from
-    the stored run, or ``error``), plus the waiting position while it is queued."""
+    the stored run, or ``error``), plus the waiting position while it is queued.
+    ``params``: the page's fields as ``curator.ui.training.training_params`` gives them."""
     from curator.services.jobs import get_job
     from curator.services.train import EvaluationReport, latest_training_run
 
-    params = {
-        "policy": policy,
-        "loss": loss,
-        "epochs": float(epochs),
-        "batch_size": int(batch_size),
-        "learning_rate": float(learning_rate),
-        "max_seq_length": int(max_seq_length),
-        "negatives": int(negatives),
-    }
     try:
         job = submit(database, project, "train", params, data_dir)
     except JobRefused as refusal:
@@ -227,13 +213,7 @@ def build_jobs_panel(database: Database, data_dir: Path | str):
 
     status = gr.Markdown(jobs_status(database, data_dir), elem_id="jobs-status")
     with gr.Accordion("Jobs (one heavy job at a time per data folder)", open=False):
-        table = gr.Dataframe(
-            headers=JOB_COLUMNS,
-            datatype=["str"] * len(JOB_COLUMNS),
-            interactive=False,
-            wrap=True,
-            elem_id="jobs-table",
-        )
+        table = text_table(JOB_COLUMNS, elem_id="jobs-table")
     timer = gr.Timer(REFRESH_SECONDS)
     timer.tick(
         bind(refresh, database, data_dir),

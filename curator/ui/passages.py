@@ -15,7 +15,7 @@ from curator.services.passages import (
     passages_on_page,
 )
 from curator.services.status import ProjectStatus, project_status
-from curator.ui.context import Context, bind
+from curator.ui.context import Context, bind, text_table
 
 PAGE_SIZE = 25
 PASSAGE_COLUMNS = ["id", "title", "text", "source"]
@@ -142,12 +142,9 @@ def build_passages_tab(ctx: Context) -> dict:
         search = gr.Textbox(label="Search passages (id, title or text)", scale=4)
         page = gr.Number(label="Page", value=1, precision=0, minimum=1, scale=1)
     caption = gr.Markdown()
-    passages = gr.Dataframe(
-        headers=PASSAGE_COLUMNS,
-        datatype=["str"] * 4,
-        interactive=False,
-        wrap=True,
-        column_widths=PASSAGE_WIDTHS,
+    passages = text_table(
+        PASSAGE_COLUMNS,
+        widths=PASSAGE_WIDTHS,
         label="Passages (click a row to read it whole)",
         elem_id="passages-table",
     )

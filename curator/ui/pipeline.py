@@ -10,7 +10,7 @@ import json
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from curator.ui.context import Context, bind, require_admin
+from curator.ui.context import Context, bind, job_click, require_admin, text_table
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
     DEMO_SAMPLE,
@@ -200,21 +200,9 @@ def _ingest_section(ctx: Context) -> dict:
         on_error = gr.Radio(["abort", "skip"], value="abort", label="On a bad record")
     button = gr.Button("Ingest", variant="primary")
     result = gr.Markdown(elem_id="ingest-result", elem_classes=["job-result"])
-    errors = gr.Dataframe(
-        headers=INGEST_ERROR_COLUMNS,
-        datatype=["str"] * 4,
-        interactive=False,
-        wrap=True,
-        label="Errors (file, line, field)",
-    )
+    errors = text_table(INGEST_ERROR_COLUMNS, label="Errors (file, line, field)")
     inputs = [upload, server_path, fmt, id_field, title_field, text_field, chunk, words]
-    event = button.click(
-        bind(ingest, ctx),
-        inputs=[*inputs, overlap, on_error],
-        outputs=[result, errors],
-        api_name="ingest",
-        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
-    )
+    event = job_click(button, ingest, ctx, [*inputs, overlap, on_error], [result, errors], "ingest")
     return {"ingested": event}
 
 
@@ -231,23 +219,16 @@ def _generate_section(ctx: Context, app: gr.Blocks) -> dict:
         best_of = gr.Number(label="Best of (QL choice)", value=1, precision=0, minimum=1)
     button = gr.Button("Generate", variant="primary")
     result = gr.Markdown(elem_id="generate-result", elem_classes=["job-result"])
-    generated = gr.Dataframe(
-        headers=QUERY_COLUMNS,
-        datatype=["str"] * 5,
-        interactive=False,
-        wrap=True,
-        column_widths=QUERY_WIDTHS,
+    generated = text_table(
+        QUERY_COLUMNS,
+        widths=QUERY_WIDTHS,
         label="Latest generated queries",
         elem_id="queries-table",
     )
     app.load(bind(queries, ctx), outputs=generated)
-    event = button.click(
-        bind(generate, ctx),
-        inputs=[model, sample, per_passage, best_of],
-        outputs=result,
-        api_name="generate",
-        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
-    ).then(bind(queries, ctx), outputs=generated)
+    inputs = [model, sample, per_passage, best_of]
+    event = job_click(button, generate, ctx, inputs, result, "generate")
+    event = event.then(bind(queries, ctx), outputs=generated)
     return {"generated": event}
 
 
@@ -282,12 +263,8 @@ def _mine_section(ctx: Context, app: gr.Blocks) -> dict:
     plot = gr.Plot(label="Mined candidates", elem_id="guard-plot")
     summary = gr.Markdown(elem_id="guard-summary")
     guard = [relative_margin, margin, axis]
-    event = button.click(
-        bind(mine, ctx),
-        inputs=[top_n, negatives, relative_margin, margin],
-        outputs=result,
-        api_name="mine",
-        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
+    event = job_click(
+        button, mine, ctx, [top_n, negatives, relative_margin, margin], result, "mine"
     )
     event.then(bind(diagnostics, ctx), inputs=guard, outputs=[plot, summary])
     gr.on(
@@ -316,13 +293,7 @@ def _rerank_section(ctx: Context) -> dict:
         rrf_k = gr.Number(label="RRF k", value=0, minimum=0)
     button = gr.Button("Rerank", variant="primary")
     result = gr.Markdown(elem_id="rerank-result", elem_classes=["job-result"])
-    event = button.click(
-        bind(rerank, ctx),
-        inputs=[model, methods, top_k, rrf_k],
-        outputs=result,
-        api_name="rerank",
-        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
-    )
+    event = job_click(button, rerank, ctx, [model, methods, top_k, rrf_k], result, "rerank")
     return {"reranked": event}
 
 

@@ -28,7 +28,7 @@ from curator.services.train import (
     latest_training_run,
 )
 from curator.services.train import training_events as service_training_events
-from curator.ui.context import Context, bind, require_admin
+from curator.ui.context import Context, bind, job_click, require_admin
 from curator.ui.progress_bar import BarProgress
 
 # short headers: three tables share the page's width (rank, passage id, ✓ on a relevant
@@ -58,7 +58,18 @@ def loss_frame(curve: list[dict[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(curve or [], columns=["step", "loss"])
 
 
-def training_options(
+TRAINING_FIELDS = (
+    "policy",
+    "loss",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "max_seq_length",
+    "negatives",
+)
+
+
+def training_params(
     policy: str,
     loss: str,
     epochs: float,
@@ -66,20 +77,27 @@ def training_options(
     learning_rate: float,
     max_seq_length: int,
     negatives: int,
-    eval_fraction: float = 0.2,
-) -> TrainOptions:
-    """The page's fields as the training service's options."""
+) -> dict[str, Any]:
+    """The page's fine-tune fields (``TRAINING_FIELDS``) as a train job's parameters,
+    numbers as numbers: the one value the page, the job and the worker pass on."""
+    return {
+        "policy": policy,
+        "loss": loss,
+        "epochs": float(epochs),
+        "batch_size": int(batch_size),
+        "learning_rate": float(learning_rate),
+        "max_seq_length": int(max_seq_length),
+        "negatives": int(negatives),
+    }
+
+
+def training_options(params: dict[str, Any], eval_fraction: float = 0.2) -> TrainOptions:
+    """A train job's parameters (``training_params``; other keys are ignored, a missing
+    one raises KeyError) as the training service's options."""
+    fields = training_params(*(params[name] for name in TRAINING_FIELDS))
+    policy = fields.pop("policy")
     return TrainOptions(
-        policy=policy,
-        eval_fraction=eval_fraction,
-        settings=TrainSettings(
-            loss=loss,
-            epochs=float(epochs),
-            batch_size=int(batch_size),
-            learning_rate=float(learning_rate),
-            max_seq_length=int(max_seq_length),
-            negatives=int(negatives),
-        ),
+        policy=policy, eval_fraction=eval_fraction, settings=TrainSettings(**fields)
     )
 
 
@@ -87,21 +105,14 @@ def training_events(
     database: Database,
     project: str,
     data_dir: Path,
-    policy: str,
-    loss: str,
-    epochs: float,
-    batch_size: int,
-    learning_rate: float,
-    max_seq_length: int,
-    negatives: int,
+    params: dict[str, Any],
     eval_fraction: float = 0.2,
     poll_seconds: float = 1.0,
 ) -> Iterator[dict[str, Any]]:
-    """The training service's events for a fine-tune with the page's fields (see
-    ``curator.services.train.training_events``: the service runs the work)."""
-    options = training_options(
-        policy, loss, epochs, batch_size, learning_rate, max_seq_length, negatives, eval_fraction
-    )
+    """The training service's events for a fine-tune with the page's fields as
+    ``training_params`` gives them (see ``curator.services.train.training_events``: the
+    service runs the work)."""
+    options = training_options(params, eval_fraction)
     return service_training_events(database, project, Path(data_dir), options, poll_seconds)
 
 
@@ -252,9 +263,8 @@ def fine_tune(
     from curator.ui.jobs_panel import training_job_events
 
     # the fine-tune runs as a job in a worker process (curator.worker)
-    for event in training_job_events(
-        ctx.database, ctx.project, ctx.data_dir, policy, loss, epochs, batch, lr, max_seq, negatives
-    ):
+    params = training_params(policy, loss, epochs, batch, lr, max_seq, negatives)
+    for event in training_job_events(ctx.database, ctx.project, ctx.data_dir, params):
         if "error" in event:
             raise gr.Error(event["error"])
         if "total" in event:
@@ -367,10 +377,4 @@ def build_training_tab(ctx: Context, app: gr.Blocks):
     results = _results()
     picked = _side_by_side_section(ctx)
     app.load(bind(latest, ctx), outputs=results)
-    return start.click(
-        bind(fine_tune, ctx),
-        settings,
-        [*results, picked],
-        api_name="fine_tune",
-        concurrency_limit=None,  # jobs queue in curator.services.jobs, not in Gradio
-    )
+    return job_click(start, fine_tune, ctx, settings, [*results, picked], "fine_tune")
