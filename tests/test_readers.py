@@ -179,6 +179,12 @@ def test_csv_missing_column_and_ragged_rows(tmp_path):
         records(path)
     assert info.value.field == "text" and "columns: id, body" in str(info.value)
 
+    # a file that is no table (a server path given by mistake) is not echoed back
+    path = write(tmp_path / "passwd.tsv", "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1::/:\n")
+    with pytest.raises(IngestError) as info:
+        records(path, fmt="tsv")
+    assert "/bin/bash" not in str(info.value) and "no column names" in str(info.value)
+
     path = write(tmp_path / "d.csv", "id,text\n1,x\n2,y,extra\n3\n")
     errors = [i for i in records(path) if isinstance(i, IngestError)]
     assert [e.line for e in errors] == [3, 4]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import unicodedata
 from collections import deque
@@ -431,7 +432,7 @@ def _read_delimited(
             path,
             1,
             missing[0],
-            f"no such column in the header (columns: {', '.join(header)}); "
+            f"no such column in the header ({_column_list(header)}); "
             "choose one with --id-field / --text-field",
         )
     for line, values in rows:
@@ -467,7 +468,7 @@ def _read_parquet(
                 path,
                 None,
                 name,
-                f"no such column (columns: {', '.join(names)}); "
+                f"no such column ({_column_list(names)}); "
                 "choose one with --id-field / --text-field",
             )
     columns = [id_field, fields.text] + ([fields.title] if fields.title in names else [])
@@ -570,3 +571,20 @@ def _split_markdown_title(text: str) -> tuple[str, str]:
     if first.startswith("# "):
         return first[2:].strip(), rest
     return "", text
+
+
+_COLUMN_NAME = re.compile(r"[^\W\d][\w .-]{0,39}")
+MAX_LISTED_COLUMNS = 12
+
+
+def _column_list(names: list[str]) -> str:
+    """ "columns: a, b" for an error about a missing column: the names that look like
+    column names (a letter first, then letters, digits, spaces, dots, dashes; <= 40
+    characters), at most ``MAX_LISTED_COLUMNS``; a first line that holds none (a file
+    that is not a table, e.g. a server path given by mistake) is not echoed."""
+    listed = [name for name in names if _COLUMN_NAME.fullmatch(name)]
+    if not listed:
+        return "the first line holds no column names"
+    more = len(listed) - MAX_LISTED_COLUMNS
+    shown = ", ".join(listed[:MAX_LISTED_COLUMNS]) + (f", and {more} more" if more > 0 else "")
+    return f"columns: {shown}"

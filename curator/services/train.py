@@ -807,9 +807,10 @@ def training_events(
                 events.put(("unevaluated", str(error)))
                 return
             events.put(("evaluated", evaluation))
-        except Exception as error:  # shown to the user, with the reason
+        except Exception as error:  # one line for the user; the traceback goes to the log
             traceback.print_exc()
-            events.put(("error", str(error) or repr(error)))
+            first = (str(error) or repr(error)).strip().splitlines()[0][:500]
+            events.put(("error", f"{type(error).__name__}: {first}"))
 
     threading.Thread(target=work, daemon=True, name=f"train-{project}").start()
     yield from _relay(events, poll_seconds)
