@@ -16,7 +16,7 @@ from curator.services.ingest import ingest_path
 from curator.services.projects import ensure_project, require_project
 from curator.ui.context import Context
 from curator.ui.passages import passages_table
-from db.limits import MAX_QUERY_CHARS, MAX_SEARCH_CHARS, TextTooLong
+from db.limits import MAX_PASSAGE_EDIT_CHARS, MAX_QUERY_CHARS, MAX_SEARCH_CHARS, TextTooLong
 from db.models import Judgment, Passage
 from db.queries import passage_page
 
@@ -85,6 +85,7 @@ def test_an_oversized_edited_query_or_note_stores_nothing(database, project):
         {"edited_query": "x" * (MAX_QUERY_CHARS + 1)},
         {"edited_query": "y" * 5_000_000},
         {"note": "n" * 100_000},
+        {"edited_texts": {passage: "p" * (MAX_PASSAGE_EDIT_CHARS + 1)}},
     ):
         with pytest.raises(JudgmentError, match="characters long; at most"):
             record_judgment(database, query_id, "ann", "override", positives=[passage], **kwargs)

@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session
 
 from curator.services.projects import require_project
 from db import Database
-from db.limits import MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_QUERY_CHARS, TextTooLong, check_length
+from db.limits import (
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_PASSAGE_EDIT_CHARS,
+    MAX_QUERY_CHARS,
+    TextTooLong,
+    check_length,
+)
 from db.models import (
     Annotator,
     Candidate,
@@ -323,6 +330,7 @@ def _passage_edits(session: Session, edited: dict[int, str], marked: list[int]) 
         body = (text or "").strip()
         if not body:
             raise JudgmentError(f"the edit of passage {passage_id} is empty")
+        _check(f"the edit of passage {passage_id}", body, MAX_PASSAGE_EDIT_CHARS)
         passage = session.get(Passage, passage_id)
         if body == passage.text.strip():
             continue
