@@ -26,6 +26,7 @@ time anyone lists or waits for jobs (:func:`reap_dead_jobs`).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -55,6 +56,8 @@ ONE_AT_A_TIME = ("generate", "mine", "rerank", "train")
 POLL_SECONDS = 0.3
 PROGRESS_SECONDS = 0.5
 _SUBMIT = threading.Lock()  # the same-kind check and the new row, one submit at a time
+
+log = logging.getLogger(__name__)
 
 
 class JobBusy(LockBusy):
@@ -551,8 +554,19 @@ def start_worker(database: Database, job_id: int, data_dir: Path | str) -> subpr
 
 
 def _watch(database: Database, job_id: int, process: subprocess.Popen, data_dir) -> None:
-    """Wait for a worker; if it ended without recording its end, mark the job failed."""
-    code = process.wait()
+    """Wait for a worker; if it ended without recording its end, mark the job failed. The
+    database may be gone by then (the app stopped, a test's database dropped): that is
+    logged, and the next listing marks the job failed instead (``reap_dead_jobs``)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        _record_worker_end(database, job_id, process.wait(), data_dir)
+    except SQLAlchemyError as error:
+        log.warning("job %s: could not record how its worker ended: %s", job_id, error)
+
+
+def _record_worker_end(database: Database, job_id: int, code: int, data_dir) -> None:
+    """Mark job ``job_id`` failed unless its worker (exit ``code``) recorded its end."""
     if code == 0:
         finish_job(
             database,
