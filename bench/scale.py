@@ -273,8 +273,10 @@ def proposed_labels(query_ids: list[int], found: np.ndarray, rng) -> tuple[list,
 def time_searches(database, words: list[str], n: int) -> list[float]:
     """Seconds of ``passages_table`` (the Passages page) for ``n`` searches: one common
     word, one mid-frequency word, two words, a rare word, in turn."""
-    from curator.ui.handlers import passages_table
+    from curator.ui.context import Context
+    from curator.ui.passages import passages_table
 
+    ctx = Context(database, PROJECT, Path("."))
     rng = np.random.default_rng(5)
     kinds = [
         lambda: words[rng.integers(0, 20)],
@@ -286,7 +288,7 @@ def time_searches(database, words: list[str], n: int) -> list[float]:
     for i in range(n):
         search = kinds[i % len(kinds)]()
         started = time.perf_counter()
-        _, caption, _ = passages_table(database, PROJECT, search, 1)
+        _, caption, _ = passages_table(ctx, search, 1)
         seconds.append(time.perf_counter() - started)
         totals.append(caption.split(" passage")[0])
     print(f"  e.g. {totals[:4]} (common, mid, two words, rare)")
@@ -314,7 +316,8 @@ def time_cards(database, n: int) -> list[float]:
 
 def time_queue_counts(database) -> None:
     from curator.services.annotate import QUEUE_FILTERS, queue_position
-    from curator.ui.handlers import overview_markdown
+    from curator.ui.context import Context
+    from curator.ui.passages import overview_markdown
 
     for queue in QUEUE_FILTERS:
         started = time.perf_counter()
@@ -322,7 +325,7 @@ def time_queue_counts(database) -> None:
         ms = 1000 * (time.perf_counter() - started)
         print(f"  queue {queue:<18} {total:7,} queries   {ms:7.1f} ms")
     started = time.perf_counter()
-    overview_markdown(database, PROJECT)
+    overview_markdown(Context(database, PROJECT, Path(".")))
     print(f"  overview (counts per stage)        {1000 * (time.perf_counter() - started):7.1f} ms")
 
 
