@@ -136,6 +136,25 @@ def test_a_killed_worker_fails_its_job_and_the_app_goes_on(tmp_path, data_dir, d
     assert "failed" in jobs_panel.outcome_markdown(failed)
 
 
+def test_a_failed_jobs_traceback_stays_in_its_log(db, data_dir):
+    """The page shows the failure's first line; the worker's traceback tail stored with
+    the job is not sent to the browser."""
+    from dataclasses import replace
+
+    job = submit(db, "p", "ingest", {"path": "/nonexistent.jsonl"}, data_dir)
+    finished = wait_for_job(db, job.id, timeout=60)
+    crashed = replace(
+        finished,
+        status="failed",
+        result={},
+        error="the worker exited with code 1; run it again to resume\nTraceback (most recent "
+        'call last):\n  File "/srv/curator/worker.py", line 1',
+    )
+    shown = jobs_panel.outcome_markdown(crashed)
+    assert "exited with code 1" in shown and f"job-{job.id}.log" in shown
+    assert "Traceback" not in shown and "/srv/curator" not in shown
+
+
 def test_a_stage_that_refuses_fails_its_job_with_the_apps_message(tmp_path, data_dir, db):
     job, text = jobs_panel.run_as_job(
         db, "p", data_dir, "ingest", {"path": str(tmp_path / "<missing>.jsonl")}

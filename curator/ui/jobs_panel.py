@@ -86,9 +86,12 @@ def outcome_markdown(job: JobView) -> str:
         return f"**{name} cancelled** (job #{job.id})."
     if job.result.get("markdown"):  # the stage refused or stopped: its own message
         return job.result["markdown"]
+    # one line: a worker's traceback stays in its log (<data>/jobs/job-<id>.log)
+    reason = (job.error or "no reason recorded").strip().split("\n")[0]
     return (
-        f"**{name} failed** (job #{job.id}): {html.escape(job.error or 'no reason recorded')}"
-        "\n\nThe app keeps serving; the stage resumes where it stopped when run again."
+        f"**{name} failed** (job #{job.id}): {html.escape(reason)}"
+        "\n\nThe app keeps serving; the stage resumes where it stopped when run again. "
+        f"Details: `jobs/job-{job.id}.log` in the data folder."
     )
 
 
