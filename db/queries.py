@@ -50,6 +50,14 @@ def insert_or_ignore(session: Session, model: type, rows: Sequence[dict[str, Any
     return len(session.connection().execute(statement, params).all())
 
 
+def get_or_raise(session: Session, model: type, row_id: int, missing: Exception) -> Any:
+    """The ``model`` row whose id is ``row_id``; raises ``missing`` when there is none."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise missing
+    return row
+
+
 def get_project(session: Session, name: str) -> Project | None:
     return session.scalar(select(Project).where(Project.name == name))
 

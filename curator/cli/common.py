@@ -1,11 +1,17 @@
-"""What every command group shares: opening the database and the options of heavy jobs
-and remote LLM providers."""
+"""What every command group shares: registering a command, opening the database, filling
+a service's options from the command line, and the options of heavy jobs and LLM
+providers."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 from curator.config import Settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _open(settings: Settings):
@@ -14,7 +20,43 @@ def _open(settings: Settings):
     return open_database(settings.database_url)
 
 
-def add_api_key_option(command) -> None:
+def add_command(
+    commands,
+    name: str,
+    run: Command,
+    add_options: Callable[[argparse.ArgumentParser], None] | None = None,
+    *,
+    job: str | None = None,
+) -> argparse.ArgumentParser:
+    """Register the command ``name`` on the ``commands`` subparsers and return its parser.
+
+    ``run(args, settings)`` carries it out: the first paragraph of its docstring is the
+    command's line in ``curator --help``, the rest (if any) its description in
+    ``curator NAME --help``. ``add_options(parser)`` adds its options; a heavy ``job``
+    (see :func:`add_job_options`) gets ``--no-wait`` after them.
+    """
+    help_text, _, description = inspect.cleandoc(run.__doc__ or "").partition("\n\n")
+    command = commands.add_parser(name, help=help_text, description=description or None)
+    if add_options is not None:
+        add_options(command)
+    command.set_defaults(func=run)
+    if job is not None:
+        add_job_options(command, job)
+    return command
+
+
+def options_from_args(cls: type, args: argparse.Namespace, names: str, **values: Any):
+    """``cls(...)`` (a service's options dataclass) from the command-line options ``names``
+    (space-separated, each the name of a field and of an argument, as ``namedtuple``
+    takes them) and ``values`` for the fields whose value is renamed or computed; the
+    fields named by neither keep their defaults."""
+    return cls(**{name: getattr(args, name) for name in names.split()}, **values)
+
+
+def add_llm_options(command: argparse.ArgumentParser, *, model_help: str | None = None) -> None:
+    """The LLM a command calls: ``--model``, ``--api-base``, ``--api-key`` (generate, rerank)."""
+    command.add_argument("--model", default="local/gemma3-270m", help=model_help)
+    command.add_argument("--api-base", help="base URL of an OpenAI-compatible server (vLLM...)")
     command.add_argument(
         "--api-key",
         default=None,

@@ -1,6 +1,6 @@
 """Commands over the stored corpus and labels: init, ingest, import, export, status, jobs.
-Each command is a ``cmd_*`` function and an ``_add_*`` parser
-function; ``add_commands`` registers them all."""
+Each command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
+function that adds its options; ``add_commands`` registers them all."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from curator.cli.common import _open, add_job_options
+from curator.cli.common import _open, add_command, options_from_args
 from curator.config import Settings
 from curator.pipeline.export import FORMATS as EXPORT_FORMATS
 from curator.pipeline.training_set import (
@@ -20,6 +20,7 @@ from curator.pipeline.training_set import (
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    """create or upgrade the database and a project"""
     from curator.services.projects import ensure_project
     from curator.services.status import _redact
 
@@ -36,6 +37,13 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """add passages from corpus files
+
+    Add passages from BEIR corpus.jsonl, JSONL, CSV, TSV, Parquet files or a folder of
+    .txt/.md files. Re-ingesting a file adds nothing. With --on-error abort (default) a bad
+    record rolls back the whole file; with skip, bad records are reported and the rest is
+    stored.
+    """
     from curator.pipeline.chunking import ChunkingConfig
     from curator.pipeline.readers import FieldMap, IngestError
     from curator.progress import TqdmProgress
@@ -58,11 +66,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                 encoding=args.encoding,
                 progress=TqdmProgress(),
             )
-        except IngestAborted as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failed = True
-            continue
-        except IngestError as exc:
+        except (IngestAborted, IngestError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed = True
             continue
@@ -79,17 +83,23 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """add an existing dataset's labels (BEIR qrels, FlagEmbedding JSONL) as judgments
+
+    Store the labelled queries of a BEIR folder (queries.jsonl, qrels/*.tsv; its corpus
+    ingested first) or FlagEmbedding JSONL as judgments with provenance 'imported', to
+    curate on top of them. One transaction: a bad line stores nothing.
+    """
     from curator.services.import_labels import ImportOptions, import_labels
 
     path = Path(args.path)
     fmt = args.format
     if fmt == "auto":
         fmt = "beir" if (path / "queries.jsonl").is_file() else "flag"
-    options = ImportOptions(
+    options = options_from_args(
+        ImportOptions,
+        args,
+        "task annotator seed",
         fmt=fmt,
-        task=args.task,
-        annotator=args.annotator,
-        seed=args.seed,
         add_passages=not args.no_add_passages,
     )
     report = import_labels(_open(settings), settings.project, path, options)
@@ -98,17 +108,21 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """write the curated set for sentence-transformers, FlagEmbedding, BEIR or audits
+
+    Export the curated training set with the trainer's policy (human judgments over
+    proposals, rejected queries dropped, unreviewed queries by --policy) into the folder
+    --out, the held-out split (test) apart from train, with a manifest.json. The folder is
+    written under a temporary name and renamed at the end; an existing one is replaced only
+    with --force. Formats: see docs/export.md.
+    """
     from curator.services.export import ExportOptions, export_dataset
 
-    options = ExportOptions(
+    options = options_from_args(
+        ExportOptions,
+        args,
+        "policy seed eval_fraction min_confidence negatives scores force",
         fmt=args.format,
-        policy=args.policy,
-        seed=args.seed,
-        eval_fraction=args.eval_fraction,
-        min_confidence=args.min_confidence,
-        negatives=args.negatives,
-        scores=args.scores,
-        force=args.force,
     )
     report = export_dataset(_open(settings), settings.project, Path(args.out), options)
     print(report.summary())
@@ -116,6 +130,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """counts per table and pipeline stage"""
     from curator.services.status import project_status
 
     status = project_status(_open(settings), settings.project)
@@ -135,6 +150,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    """recent jobs of the CLI and the app: running, waiting, done, failed
+
+    The jobs table: one heavy job (generate, mine, rerank, train, eval, export, ingest) runs
+    at a time per data folder; the others wait in turn. A job whose process died is shown
+    failed.
+    """
     from curator.services.jobs import cancel, list_jobs
 
     database = _open(settings)
@@ -150,9 +171,8 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _add_init(commands) -> None:
-    """The ``init`` command's arguments."""
-    init = commands.add_parser("init", help="create or upgrade the database and a project")
+def _init_options(init: argparse.ArgumentParser) -> None:
+    """The ``init`` command's options."""
     init.add_argument("--description", default="", help="what the project is about")
     init.add_argument(
         "--allow-model",
@@ -161,19 +181,10 @@ def _add_init(commands) -> None:
         help="a litellm model string the app may use besides the embedded local model "
         "(repeat for several; replaces the project's list; --allow-model '' clears it)",
     )
-    init.set_defaults(func=cmd_init)
 
 
-def _add_ingest(commands) -> None:
-    """The ``ingest`` command's arguments."""
-    ingest = commands.add_parser(
-        "ingest",
-        help="add passages from corpus files",
-        description="Add passages from BEIR corpus.jsonl, JSONL, CSV, TSV, Parquet files or a "
-        "folder of .txt/.md files. Re-ingesting a file adds nothing. With --on-error abort "
-        "(default) a bad record rolls back the whole file; with skip, bad records are "
-        "reported and the rest is stored.",
-    )
+def _ingest_options(ingest: argparse.ArgumentParser) -> None:
+    """The ``ingest`` command's options."""
     ingest.add_argument("paths", nargs="+", help="files or folders")
     ingest.add_argument(
         "--format",
@@ -195,19 +206,10 @@ def _add_ingest(commands) -> None:
     ingest.add_argument(
         "--show-errors", type=int, default=20, help="how many skipped records to list"
     )
-    ingest.set_defaults(func=cmd_ingest)
-    add_job_options(ingest, "ingest")
 
 
-def _add_import(commands) -> None:
-    """The ``import`` command's arguments."""
-    imports = commands.add_parser(
-        "import",
-        help="add an existing dataset's labels (BEIR qrels, FlagEmbedding JSONL) as judgments",
-        description="Store the labelled queries of a BEIR folder (queries.jsonl, qrels/*.tsv; "
-        "its corpus ingested first) or FlagEmbedding JSONL as judgments with provenance "
-        "'imported', to curate on top of them. One transaction: a bad line stores nothing.",
-    )
+def _import_options(imports: argparse.ArgumentParser) -> None:
+    """The ``import`` command's options."""
     imports.add_argument("path", help="a BEIR folder, or a FlagEmbedding .jsonl file or folder")
     imports.add_argument("--format", default="auto", choices=["auto", "beir", "flag"])
     imports.add_argument(
@@ -223,20 +225,10 @@ def _add_import(commands) -> None:
         help="FlagEmbedding texts must match passages of the project (else they are added)",
     )
     imports.add_argument("--project", default=argparse.SUPPRESS, help="project to import into")
-    imports.set_defaults(func=cmd_import)
 
 
-def _add_export(commands) -> None:
-    """The ``export`` command's arguments."""
-    export = commands.add_parser(
-        "export",
-        help="write the curated set for sentence-transformers, FlagEmbedding, BEIR or audits",
-        description="Export the curated training set with the trainer's policy (human "
-        "judgments over proposals, rejected queries dropped, unreviewed queries by --policy) "
-        "into the folder --out, the held-out split (test) apart from train, with a "
-        "manifest.json. The folder is written under a temporary name and renamed at the end; "
-        "an existing one is replaced only with --force. Formats: see docs/export.md.",
-    )
+def _export_options(export: argparse.ArgumentParser) -> None:
+    """The ``export`` command's options."""
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     export.add_argument("--out", required=True, help="folder to write (must not exist)")
     export.add_argument(
@@ -259,35 +251,19 @@ def _add_export(commands) -> None:
     )
     export.add_argument("--force", action="store_true", help="replace an existing --out")
     export.add_argument("--project", default=argparse.SUPPRESS, help="project to export")
-    export.set_defaults(func=cmd_export)
-    add_job_options(export, "export")
 
 
-def _add_jobs(commands) -> None:
-    """The ``jobs`` command's arguments."""
-    jobs = commands.add_parser(
-        "jobs",
-        help="recent jobs of the CLI and the app: running, waiting, done, failed",
-        description="The jobs table: one heavy job (generate, mine, rerank, train, eval, "
-        "export, ingest) runs at a time per data folder; the others wait in turn. A job whose "
-        "process died is shown failed.",
-    )
+def _jobs_options(jobs: argparse.ArgumentParser) -> None:
+    """The ``jobs`` command's options."""
     jobs.add_argument("--limit", type=int, default=20, help="show the N newest jobs")
     jobs.add_argument("--cancel", type=int, metavar="ID", help="cancel a waiting or running job")
-    jobs.set_defaults(func=cmd_jobs)
-
-
-def _add_status(commands) -> None:
-    """The ``status`` command's arguments."""
-    status = commands.add_parser("status", help="counts per table and pipeline stage")
-    status.set_defaults(func=cmd_status)
 
 
 def add_commands(commands) -> None:
     """Register this module's commands on the ``commands`` subparsers."""
-    _add_init(commands)
-    _add_ingest(commands)
-    _add_import(commands)
-    _add_export(commands)
-    _add_jobs(commands)
-    _add_status(commands)
+    add_command(commands, "init", cmd_init, _init_options)
+    add_command(commands, "ingest", cmd_ingest, _ingest_options, job="ingest")
+    add_command(commands, "import", cmd_import, _import_options)
+    add_command(commands, "export", cmd_export, _export_options, job="export")
+    add_command(commands, "jobs", cmd_jobs, _jobs_options)
+    add_command(commands, "status", cmd_status)

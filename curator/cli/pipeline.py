@@ -1,6 +1,6 @@
 """The pipeline commands: generate, mine, diagnose, rerank.
-Each command is a ``cmd_*`` function and an ``_add_*`` parser
-function; ``add_commands`` registers them all."""
+Each command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
+function that adds its options; ``add_commands`` registers them all."""
 
 from __future__ import annotations
 
@@ -8,47 +8,39 @@ import argparse
 import sys
 from pathlib import Path
 
-from curator.cli.common import _open, add_api_key_option, add_job_options
+from curator.cli.common import _open, add_command, add_llm_options, options_from_args
 from curator.config import Settings
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    """write a task and a query for passages with an LLM (FRet step 1)
+
+    Ask the LLM for a retrieval task and a query per passage. Resumable: passages already
+    done for this model and prompt version are skipped, so running the same command again
+    continues where it stopped. Replies that do not parse are stored raw and flagged (retry
+    them with --retry-failed).
+    """
     from curator.llm.client import LLMSettings
-    from curator.progress import TqdmProgress
     from curator.services.generate import GenerateOptions, GenerationFailed, generate_queries
     from curator.services.llm import open_llm
 
-    llm = LLMSettings(
-        model=args.model,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        timeout=args.timeout,
-        retries=args.retries,
-        concurrency=args.concurrency,
-        api_base=args.api_base,
-        api_key=args.api_key,
+    llm = options_from_args(
+        LLMSettings,
+        args,
+        "model api_base api_key temperature max_tokens timeout retries concurrency",
     )
-    options = GenerateOptions(
-        queries_per_passage=args.queries_per_passage,
+    options = options_from_args(
+        GenerateOptions,
+        args,
+        "queries_per_passage seed limit retry_failed best_of max_passage_words resample",
         sample=None if args.all else args.sample,
-        seed=args.seed,
-        limit=args.limit,
-        retry_failed=args.retry_failed,
-        best_of=args.best_of,
         examples_path=Path(args.examples) if args.examples else None,
-        max_passage_words=args.max_passage_words,
-        resample=args.resample,
         use_curated=not args.no_curated_examples,
     )
     client = open_llm(settings.data_dir, llm, threads=args.threads, use_cache=not args.no_cache)
-    try:
-        report = generate_queries(
-            _open(settings), settings.project, client, options, progress=TqdmProgress()
-        )
-    except GenerationFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    report = _run_llm_stage(generate_queries, settings, client, options, GenerationFailed)
+    if report is None:
         return 1
-    print(report.summary())
     usage = report.usage
     print(
         f"usage: {usage['requests']} requests ({usage['cache_hits']} from cache), "
@@ -61,33 +53,38 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def _negative_filter(args: argparse.Namespace):
     from curator.pipeline.negatives import NegativeFilter
 
-    return NegativeFilter(
-        min_rank=args.min_rank,
-        max_rank=args.max_rank,
-        margin=args.margin,
+    return options_from_args(
+        NegativeFilter,
+        args,
+        "min_rank max_rank margin max_score",
         relative_margin=None if args.relative_margin <= 0 else args.relative_margin,
-        max_score=args.max_score,
         gist=not args.no_gist,
     )
 
 
 def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
+    """retrieve candidates with the guide model and BM25, propose hard negatives
+
+    For each generated query without candidates: the guide model's top-N passages (FAISS)
+    with BM25 scores alongside, the seed passage as provisional positive and hard
+    negatives that pass the false-negative guard. Passage embeddings are cached on disk;
+    runs resume.
+    """
     from curator.progress import TqdmProgress
     from curator.retrieval.guide import GuideSettings
     from curator.services.mine import MineOptions, mine_candidates
 
-    options = MineOptions(
-        guide=GuideSettings(
-            model=args.guide,
-            backend=args.backend,
-            max_seq_length=args.max_seq_length,
-            batch_size=args.batch_size,
-        ),
-        top_n=args.top_n,
+    guide = options_from_args(
+        GuideSettings, args, "backend max_seq_length batch_size", model=args.guide
+    )
+    options = options_from_args(
+        MineOptions,
+        args,
+        "top_n limit",
+        guide=guide,
         index_kind=args.index,
         negative_filter=_negative_filter(args),
         negatives_per_query=args.negatives,
-        limit=args.limit,
         consistency_k=args.consistency_k or None,
     )
     report = mine_candidates(
@@ -100,6 +97,7 @@ def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
+    """what a false-negative guard setting discards, on the mined queries"""
     from curator.pipeline.negatives import guard_histogram
     from curator.services.mine import mining_diagnostics
 
@@ -127,52 +125,54 @@ def cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rerank(args: argparse.Namespace, settings: Settings) -> int:
+    """score candidates with the LLM (QL, RC) and fuse rankings by RRF
+
+    FRet step 2: the LLM scores each mined query's top-k candidates by query likelihood
+    (ql) and/or relevance classification (rc); with the guide's ranking they are fused by
+    Reciprocal Rank Fusion. The top fused passage is proposed as positive (often not the
+    seed) and negatives are taken from fused rank --negative-rank down, through the
+    false-negative guard. Runs resume.
+    """
     from curator.llm.client import LLMError
-    from curator.progress import TqdmProgress
     from curator.services.llm import open_llm, rerank_llm_settings
     from curator.services.rerank import RerankOptions, rerank_queries
 
-    options = RerankOptions(
+    options = options_from_args(
+        RerankOptions,
+        args,
+        "k top_k negative_rank negatives limit",
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-        k=args.k,
-        top_k=args.top_k,
-        negative_rank=args.negative_rank,
-        negatives=args.negatives,
         negative_filter=_negative_filter(args),
-        limit=args.limit,
     )
     # the app's Rerank button uses the same settings (one reply-cache key per action)
     llm = rerank_llm_settings(args.model, args.api_base, timeout=args.timeout, api_key=args.api_key)
     client = open_llm(settings.data_dir, llm, threads=args.threads)
+    report = _run_llm_stage(rerank_queries, settings, client, options, LLMError)
+    return 1 if report is None else 0
+
+
+def _run_llm_stage(stage, settings: Settings, client, options, failure: type[Exception]):
+    """Run the LLM stage service ``stage(database, project, client, options, progress=)``
+    and print its report's summary; return the report, or None after printing
+    ``error: ...`` when the stage raised ``failure``."""
+    from curator.progress import TqdmProgress
+
     try:
-        report = rerank_queries(
-            _open(settings), settings.project, client, options, progress=TqdmProgress()
-        )
-    except LLMError as exc:
+        report = stage(_open(settings), settings.project, client, options, progress=TqdmProgress())
+    except failure as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return None
     print(report.summary())
-    return 0
+    return report
 
 
-def _add_generate(commands) -> None:
-    """The ``generate`` command's arguments."""
-    generate = commands.add_parser(
-        "generate",
-        help="write a task and a query for passages with an LLM (FRet step 1)",
-        description="Ask the LLM for a retrieval task and a query per passage. Resumable: "
-        "passages already done for this model and prompt version are skipped, so running the "
-        "same command again continues where it stopped. Replies that do not parse are stored "
-        "raw and flagged (retry them with --retry-failed).",
-    )
-    generate.add_argument(
-        "--model",
-        default="local/gemma3-270m",
-        help="litellm model string: local/gemma3-270m (embedded, default), "
+def _generate_options(generate: argparse.ArgumentParser) -> None:
+    """The ``generate`` command's options."""
+    add_llm_options(
+        generate,
+        model_help="litellm model string: local/gemma3-270m (embedded, default), "
         "local/<file>.gguf, openai/..., anthropic/..., ollama/...",
     )
-    generate.add_argument("--api-base", help="base URL of an OpenAI-compatible server (vLLM...)")
-    add_api_key_option(generate)
     which = generate.add_mutually_exclusive_group()
     which.add_argument(
         "--sample",
@@ -230,20 +230,10 @@ def _add_generate(commands) -> None:
         help="CPU threads for the local model (default: the free cores, or CURATOR_THREADS)",
     )
     generate.add_argument("--no-cache", action="store_true", help="do not reuse cached replies")
-    generate.set_defaults(func=cmd_generate)
-    add_job_options(generate, "generate")
 
 
-def _add_mine(commands) -> None:
-    """The ``mine`` command's arguments."""
-    mine = commands.add_parser(
-        "mine",
-        help="retrieve candidates with the guide model and BM25, propose hard negatives",
-        description="For each generated query without candidates: the guide model's top-N "
-        "passages (FAISS) with BM25 scores alongside, the seed passage as provisional positive "
-        "and hard negatives that pass the false-negative guard. Passage embeddings are cached "
-        "on disk; runs resume.",
-    )
+def _mine_options(mine: argparse.ArgumentParser) -> None:
+    """The ``mine`` command's options."""
     mine.add_argument(
         "--guide",
         default="all-MiniLM-L6-v2",
@@ -269,24 +259,11 @@ def _add_mine(commands) -> None:
         "the top K (round-trip consistency; 0: no check)",
     )
     add_filter_options(mine)
-    mine.set_defaults(func=cmd_mine)
-    add_job_options(mine, "mine")
 
 
-def _add_rerank(commands) -> None:
-    """The ``rerank`` command's arguments."""
-    rerank = commands.add_parser(
-        "rerank",
-        help="score candidates with the LLM (QL, RC) and fuse rankings by RRF",
-        description="FRet step 2: the LLM scores each mined query's top-k candidates by query "
-        "likelihood (ql) and/or relevance classification (rc); with the guide's ranking they "
-        "are fused by Reciprocal Rank Fusion. The top fused passage is proposed as positive "
-        "(often not the seed) and negatives are taken from fused rank --negative-rank down, "
-        "through the false-negative guard. Runs resume.",
-    )
-    rerank.add_argument("--model", default="local/gemma3-270m")
-    rerank.add_argument("--api-base", help="base URL of an OpenAI-compatible server (vLLM...)")
-    add_api_key_option(rerank)
+def _rerank_options(rerank: argparse.ArgumentParser) -> None:
+    """The ``rerank`` command's options."""
+    add_llm_options(rerank)
     rerank.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     rerank.add_argument(
         "--methods",
@@ -305,17 +282,6 @@ def _add_rerank(commands) -> None:
     rerank.add_argument("--limit", type=int, help="rerank at most N queries in this run")
     rerank.add_argument("--threads", type=int)
     add_filter_options(rerank)
-    rerank.set_defaults(func=cmd_rerank)
-    add_job_options(rerank, "rerank")
-
-
-def _add_diagnose(commands) -> None:
-    """The ``diagnose`` command's arguments."""
-    diagnostics = commands.add_parser(
-        "diagnose", help="what a false-negative guard setting discards, on the mined queries"
-    )
-    add_filter_options(diagnostics)
-    diagnostics.set_defaults(func=cmd_diagnose)
 
 
 def add_filter_options(command) -> None:
@@ -345,7 +311,7 @@ def add_filter_options(command) -> None:
 
 def add_commands(commands) -> None:
     """Register this module's commands on the ``commands`` subparsers."""
-    _add_generate(commands)
-    _add_mine(commands)
-    _add_rerank(commands)
-    _add_diagnose(commands)
+    add_command(commands, "generate", cmd_generate, _generate_options, job="generate")
+    add_command(commands, "mine", cmd_mine, _mine_options, job="mine")
+    add_command(commands, "rerank", cmd_rerank, _rerank_options, job="rerank")
+    add_command(commands, "diagnose", cmd_diagnose, add_filter_options)

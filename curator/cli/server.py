@@ -1,17 +1,18 @@
 """The app and its accounts, and the install check: serve, annotator, doctor.
-Each command is a ``cmd_*`` function and an ``_add_*`` parser
-function; ``add_commands`` registers them all."""
+Each command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
+function that adds its options; ``add_commands`` registers them all."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from curator.cli.common import _open
+from curator.cli.common import _open, add_command
 from curator.config import DEMO_PROJECT, Settings
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """run the web app"""
     from curator.services.auth import has_accounts
     from curator.ui.network import check_bind_address
 
@@ -44,6 +45,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_annotator_add(args: argparse.Namespace, settings: Settings) -> int:
+    """create an account or set its password"""
     import getpass
 
     from curator.services.auth import set_password
@@ -59,6 +61,13 @@ def cmd_annotator_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """check the database, the models, threads, CPU flags and memory
+
+    One line per check, ok or FAIL; exits non-zero when a check fails. The embedded LLM
+    runs on a prompt of >= 600 tokens and the guide model encodes a sentence, each in a
+    child process, so a crash (e.g. an illegal instruction from a llama.cpp build that does
+    not suit this CPU) is reported with its fix.
+    """
     from curator.services.doctor import run_checks
 
     skip = [name.strip() for value in args.skip for name in value.split(",") if name.strip()]
@@ -73,9 +82,8 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _add_serve(commands) -> None:
-    """The ``serve`` command's arguments."""
-    serve = commands.add_parser("serve", help="run the web app")
+def _serve_options(serve: argparse.ArgumentParser) -> None:
+    """The ``serve`` command's options."""
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument(
@@ -90,19 +98,10 @@ def _add_serve(commands) -> None:
         help="require annotators to log in (accounts: curator annotator add); "
         "needed to listen on a non-loopback address",
     )
-    serve.set_defaults(func=cmd_serve)
 
 
-def _add_doctor(commands) -> None:
-    """The ``doctor`` command's arguments."""
-    doctor = commands.add_parser(
-        "doctor",
-        help="check the database, the models, threads, CPU flags and memory",
-        description="One line per check, ok or FAIL; exits non-zero when a check fails. The "
-        "embedded LLM runs on a prompt of >= 600 tokens and the guide model encodes a "
-        "sentence, each in a child process, so a crash (e.g. an illegal instruction from a "
-        "llama.cpp build that does not suit this CPU) is reported with its fix.",
-    )
+def _doctor_options(doctor: argparse.ArgumentParser) -> None:
+    """The ``doctor`` command's options."""
     doctor.add_argument(
         "--skip",
         action="append",
@@ -111,14 +110,10 @@ def _add_doctor(commands) -> None:
         help="leave out checks (comma-separated or repeated): "
         "cpu, threads, memory, database, guide, llm",
     )
-    doctor.set_defaults(func=cmd_doctor)
 
 
-def _add_annotator(commands) -> None:
-    """The ``annotator`` command's arguments."""
-    annotator = commands.add_parser("annotator", help="manage annotator accounts")
-    annotator_commands = annotator.add_subparsers(dest="annotator_command", required=True)
-    add = annotator_commands.add_parser("add", help="create an account or set its password")
+def _annotator_add_options(add: argparse.ArgumentParser) -> None:
+    """The ``annotator add`` command's options."""
     add.add_argument("name")
     add.add_argument(
         "--password-stdin",
@@ -131,11 +126,12 @@ def _add_annotator(commands) -> None:
         help="admins run the pipeline, training, export and ingest in the app; annotators "
         "annotate (new accounts: annotator; omitted: an existing account keeps its role)",
     )
-    add.set_defaults(func=cmd_annotator_add)
 
 
 def add_commands(commands) -> None:
     """Register this module's commands on the ``commands`` subparsers."""
-    _add_serve(commands)
-    _add_doctor(commands)
-    _add_annotator(commands)
+    add_command(commands, "serve", cmd_serve, _serve_options)
+    add_command(commands, "doctor", cmd_doctor, _doctor_options)
+    annotator = commands.add_parser("annotator", help="manage annotator accounts")
+    annotator_commands = annotator.add_subparsers(dest="annotator_command", required=True)
+    add_command(annotator_commands, "add", cmd_annotator_add, _annotator_add_options)

@@ -1,6 +1,6 @@
 """Training and evaluation: train, eval.
-Each command is a ``cmd_*`` function and an ``_add_*`` parser
-function; ``add_commands`` registers them all."""
+Each command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
+function that adds its options; ``add_commands`` registers them all."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from curator.cli.common import _open, add_job_options
+from curator.cli.common import _open, add_command, options_from_args
 from curator.config import Settings
 
 
@@ -22,30 +22,32 @@ def default_loss(policy: str) -> str:
 def _train_settings(args: argparse.Namespace):
     from trainer.finetune import TrainSettings
 
-    return TrainSettings(
+    return options_from_args(
+        TrainSettings,
+        args,
+        "epochs batch_size max_seq_length negatives matryoshka bf16 max_steps save_steps",
         loss=args.loss or default_loss(args.policy),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
         learning_rate=args.lr,
-        max_seq_length=args.max_seq_length,
-        negatives=args.negatives,
-        matryoshka=args.matryoshka,
-        bf16=args.bf16,
-        max_steps=args.max_steps,
-        save_steps=args.save_steps,
     )
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """fine-tune the base model on the curated set, then evaluate it
+
+    Fine-tune a bi-encoder on the judged queries (plus unreviewed ones by --policy),
+    held-out split apart; an interrupted run with the same settings resumes from its last
+    checkpoint. Then BM25, base, fine-tuned and hybrid are compared on the held-out queries
+    (skip with --no-eval).
+    """
     from tqdm import tqdm
 
     from curator.services.train import TrainOptions, train_project
 
-    options = TrainOptions(
-        base_model=args.base_model,
-        policy=args.policy,
+    options = options_from_args(
+        TrainOptions,
+        args,
+        "base_model policy eval_fraction",
         split_seed=args.seed,
-        eval_fraction=args.eval_fraction,
         settings=_train_settings(args),
         processes=args.processes if args.launcher == "accelerate" else 1,
     )
@@ -103,19 +105,16 @@ def _print_evaluation(database, settings: Settings, *, run_id, args, beir=None) 
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """nDCG@10, MRR@10, Recall@10/100, MAP@100 of BM25, base, fine-tuned, hybrid
+
+    Evaluate on the held-out curated queries (default) or on a BEIR folder (--beir PATH,
+    its qrels/<split>.tsv). Results are stored in the database.
+    """
     return _print_evaluation(_open(settings), settings, run_id=args.run, args=args, beir=args.beir)
 
 
-def _add_train(commands) -> None:
-    """The ``train`` command's arguments."""
-    train = commands.add_parser(
-        "train",
-        help="fine-tune the base model on the curated set, then evaluate it",
-        description="Fine-tune a bi-encoder on the judged queries (plus unreviewed ones by "
-        "--policy), held-out split apart; an interrupted run with the same settings resumes "
-        "from its last checkpoint. Then BM25, base, fine-tuned and hybrid are compared on "
-        "the held-out queries (skip with --no-eval).",
-    )
+def _train_options(train: argparse.ArgumentParser) -> None:
+    """The ``train`` command's options."""
     add_split_options(train)
     train.add_argument(
         "--policy",
@@ -147,24 +146,14 @@ def _add_train(commands) -> None:
         help="accelerate: train in --processes data-parallel processes (gloo on CPU)",
     )
     train.add_argument("--processes", type=int, default=2, help="processes with --launcher")
-    train.set_defaults(func=cmd_train)
-    add_job_options(train, "train")
 
 
-def _add_eval(commands) -> None:
-    """The ``eval`` command's arguments."""
-    evaluate = commands.add_parser(
-        "eval",
-        help="nDCG@10, MRR@10, Recall@10/100, MAP@100 of BM25, base, fine-tuned, hybrid",
-        description="Evaluate on the held-out curated queries (default) or on a BEIR folder "
-        "(--beir PATH, its qrels/<split>.tsv). Results are stored in the database.",
-    )
+def _eval_options(evaluate: argparse.ArgumentParser) -> None:
+    """The ``eval`` command's options."""
     add_split_options(evaluate)
     evaluate.add_argument("--run", type=int, help="training run (default: the latest)")
     evaluate.add_argument("--beir", type=Path, help="a BEIR folder to evaluate on instead")
     evaluate.add_argument("--split", default="test", help="qrels split of --beir")
-    evaluate.set_defaults(func=cmd_eval)
-    add_job_options(evaluate, "eval")
 
 
 def add_split_options(command) -> None:
@@ -180,5 +169,5 @@ def add_split_options(command) -> None:
 
 def add_commands(commands) -> None:
     """Register this module's commands on the ``commands`` subparsers."""
-    _add_train(commands)
-    _add_eval(commands)
+    add_command(commands, "train", cmd_train, _train_options, job="train")
+    add_command(commands, "eval", cmd_eval, _eval_options, job="eval")

@@ -74,27 +74,30 @@ class LLMSettings:
         return values
 
 
+@dataclass(kw_only=True)
+class TokenCost:
+    """Tokens sent and received, and what they cost in US dollars (0 when unknown)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
 @dataclass
-class Completion:
+class Completion(TokenCost):
     """One reply: its text and what it cost."""
 
     text: str
     model: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
     cached: bool = False
 
 
 @dataclass
-class Usage:
+class Usage(TokenCost):
     """Running totals for a run, safe to update from several threads."""
 
     requests: int = 0
     cache_hits: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
     retries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -109,11 +112,9 @@ class Usage:
             self.cost += completion.cost
 
     def as_dict(self) -> dict[str, Any]:
+        counted = ("requests", "cache_hits", "prompt_tokens", "completion_tokens")
         return {
-            "requests": self.requests,
-            "cache_hits": self.cache_hits,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
+            **{name: getattr(self, name) for name in counted},
             "cost_usd": round(self.cost, 6),
             "retries": self.retries,
         }

@@ -43,7 +43,7 @@ from db.models import (
     QueryFlag,
     QueryStatus,
 )
-from db.queries import insert_or_ignore
+from db.queries import get_or_raise, insert_or_ignore
 
 REJECT_REASONS = ("unanswerable", "bad_query", "other")
 QUEUE_FILTERS = (
@@ -150,9 +150,9 @@ def _latest_proposals(session: Session, query_id: int) -> dict[int, tuple]:
 def query_view(database: Database, query_id: int) -> QueryView:
     """The query, its seed, and its candidates with every score and the proposal."""
     with database.sessions() as session:
-        query = session.get(GeneratedQuery, query_id)
-        if query is None:
-            raise JudgmentError(f"no query with id {query_id}")
+        query = get_or_raise(
+            session, GeneratedQuery, query_id, JudgmentError(f"no query with id {query_id}")
+        )
         view = QueryView(query.id, query.task, query.query, query.seed_passage_id)
         proposals = _latest_proposals(session, query_id)
         llm_ranks: dict[tuple[int, str], int | None] = {}
@@ -241,9 +241,9 @@ def record_judgment(
     edited = " ".join(edited_query.split()) if edited_query else None
     who = annotator_id(database, annotator)
     with database.sessions() as session, session.begin():
-        query = session.get(GeneratedQuery, query_id)
-        if query is None:
-            raise JudgmentError(f"no query with id {query_id}")
+        query = get_or_raise(
+            session, GeneratedQuery, query_id, JudgmentError(f"no query with id {query_id}")
+        )
         if marked:
             known = set(
                 session.scalars(
@@ -379,10 +379,8 @@ def undo_last(database: Database, annotator: str, *, project: str) -> int | None
 def judgment_query_id(database: Database, judgment_id: int) -> int:
     """The query judgment ``judgment_id`` is about (e.g. the one an undo brings back)."""
     with database.sessions() as session:
-        judgment = session.get(Judgment, judgment_id)
-        if judgment is None:
-            raise JudgmentError(f"no judgment with id {judgment_id}")
-        return judgment.query_id
+        missing = JudgmentError(f"no judgment with id {judgment_id}")
+        return get_or_raise(session, Judgment, judgment_id, missing).query_id
 
 
 def effective_judgments(session: Session, condition) -> dict[int, dict[str, Judgment]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -40,12 +39,11 @@ from curator.pipeline.likelihood import build_ql_prefix, mean_log_likelihood, ql
 from curator.pipeline.query_quality import copy_reason, duplicate_reasons, junk_reason
 from curator.progress import NullProgress, Progress
 from curator.services.projects import require_project
-from curator.services.runs import recorded_run
+from curator.services.runs import recorded_run, report_counts
 from db import Database
 from db.models import FlagKind, GeneratedQuery, Passage, QueryFlag, QueryStatus, Stage
 from db.queries import insert_or_ignore
 
-log = logging.getLogger(__name__)
 CHECKPOINT_SECONDS = 10.0
 
 
@@ -122,13 +120,9 @@ class GenerateReport:
 
     def counts(self) -> dict[str, int]:
         return {
-            "planned": self.planned,
-            "already_done": self.already_done,
-            "ok": self.ok,
-            "parse_failed": self.parse_failed,
-            "errors": self.errors,
-            "truncated": self.truncated,
-            "resampled": self.resampled,
+            **report_counts(
+                self, "planned already_done ok parse_failed errors truncated resampled"
+            ),
             **{f"flagged_{kind}": n for kind, n in sorted(self.flagged.items())},
         }
 

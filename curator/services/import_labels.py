@@ -35,7 +35,7 @@ from curator.pipeline.readers import IngestError
 from curator.pipeline.text import content_hash
 from curator.pipeline.training_set import DEFAULT_SEED
 from curator.services.projects import require_project
-from curator.services.runs import recorded_run
+from curator.services.runs import recorded_run, report_counts
 from db import Database
 from db.models import (
     Annotator,
@@ -85,12 +85,8 @@ class ImportReport:
     def counts(self) -> dict[str, Any]:
         return {
             "queries": self.queries,
-            "judgments": self.queries,
-            "positives": self.positives,
-            "negatives": self.negatives,
-            "passages_added": self.passages_added,
-            "splits": dict(self.splits),
-            "skipped": dict(self.skipped),
+            "judgments": self.queries,  # one judgment per imported query
+            **report_counts(self, "positives negatives passages_added splits skipped"),
         }
 
     def summary(self) -> str:

@@ -33,7 +33,7 @@ from curator.pipeline.readers import (
 )
 from curator.progress import NullProgress, Progress
 from curator.services.projects import ensure_project
-from curator.services.runs import finish_run, start_run
+from curator.services.runs import finish_run, report_counts, start_run
 from db import Database
 from db.models import Passage, RunStatus, Stage
 from db.queries import existing_hashes, existing_ids
@@ -57,10 +57,7 @@ class IngestReport:
 
     def counts(self) -> dict[str, int]:
         return {
-            "records": self.records,
-            "added": self.added,
-            "unchanged": self.unchanged,
-            "duplicates": self.duplicates,
+            **report_counts(self, "records added unchanged duplicates"),
             "errors": len(self.errors),
         }
 

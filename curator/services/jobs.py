@@ -47,6 +47,7 @@ from curator.locks import FileLock, LockBusy
 from curator.services.runs import process_alive
 from db import Database
 from db.models import Job, JobKind, JobStatus, utcnow
+from db.queries import get_or_raise
 
 HEAVY_JOBS = tuple(kind.value for kind in JobKind)
 JOBS_LOCK = "jobs.lock"
@@ -172,9 +173,7 @@ def create_job(
 def get_job(database: Database, job_id: int) -> JobView:
     """The job with its waiting position; LookupError if there is none."""
     with database.sessions() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise LookupError(f"no job #{job_id}")
+        job = get_or_raise(session, Job, job_id, LookupError(f"no job #{job_id}"))
         view = _view(job)
         if not view.finished:
             view.position = _ahead(session, job)

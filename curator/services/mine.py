@@ -22,7 +22,6 @@ next batch.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -60,7 +59,6 @@ from db.models import (
 )
 from db.queries import insert_or_ignore
 
-log = logging.getLogger(__name__)
 ENCODE_CHUNK = 512
 
 

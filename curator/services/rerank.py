@@ -43,7 +43,7 @@ from curator.pipeline.rerank import (
 )
 from curator.progress import NullProgress, Progress
 from curator.services.projects import require_project
-from curator.services.runs import recorded_run
+from curator.services.runs import recorded_run, report_counts
 from db import Database
 from db.models import (
     Candidate,
@@ -100,14 +100,8 @@ class RerankReport:
         return {m: round(1000 * s / self.pairs, 1) for m, s in self.seconds.items() if self.pairs}
 
     def counts(self) -> dict:
-        return {
-            "queries_planned": self.queries_planned,
-            "queries_reranked": self.queries_reranked,
-            "pairs": self.pairs,
-            "positive_changed": self.positive_changed,
-            "rc_parse_failures": self.rc_parse_failures,
-            "ms_per_pair": self.ms_per_pair(),
-        }
+        counted = "queries_planned queries_reranked pairs positive_changed rc_parse_failures"
+        return {**report_counts(self, counted), "ms_per_pair": self.ms_per_pair()}
 
     def summary(self) -> str:
         timing = ", ".join(f"{m} {ms:.0f} ms" for m, ms in self.ms_per_pair().items())

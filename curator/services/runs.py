@@ -100,6 +100,13 @@ def mark_dead_runs(database: Database, project_id: int, stage: Stage) -> int:
     return marked
 
 
+def report_counts(report: Any, names: str) -> dict[str, Any]:
+    """The attributes ``names`` (space-separated) of a stage's ``report``, by name, for its
+    run record's counts; dict values are copied (the report goes on counting)."""
+    values = {name: getattr(report, name) for name in names.split()}
+    return {name: dict(v) if isinstance(v, dict) else v for name, v in values.items()}
+
+
 def process_marker() -> dict[str, Any]:
     """The pid and host to put in a run's settings, for ``mark_dead_runs``."""
     return {"pid": os.getpid(), "host": socket.gethostname()}
@@ -142,22 +149,15 @@ def recorded_run(
     project_id: int,
     stage: Stage,
     settings: dict[str, Any],
-    *,
-    model: str | None = None,
-    prompt_version: str | None = None,
+    **labels: str | None,
 ) -> Iterator[RunHandle]:
     """Record a stage run from start to end: ``done`` when the body returns, ``failed``
     with the error's message when it raises, ``interrupted`` on Ctrl-C. Earlier runs of
-    the stage whose process died are marked ``interrupted`` first."""
+    the stage whose process died are marked ``interrupted`` first. The run is started by
+    :func:`start_run` with ``labels`` (``model``, ``prompt_version``) and ``settings``
+    plus this process's :func:`process_marker`."""
     mark_dead_runs(database, project_id, stage)
-    run_id = start_run(
-        database,
-        project_id,
-        stage,
-        {**settings, **process_marker()},
-        model=model,
-        prompt_version=prompt_version,
-    )
+    run_id = start_run(database, project_id, stage, {**settings, **process_marker()}, **labels)
     handle = RunHandle(database, run_id)
     try:
         yield handle

@@ -47,6 +47,10 @@ ACTIONS = ("accept", "override", "reject", "skip", "undo")
 ANNOTATE_CONCURRENCY = 32
 
 
+#: a control inside a bar of buttons: no frame, its label hidden (kept for screen readers)
+INLINE = {"show_label": False, "container": False}
+
+
 def annotator_name(ctx: Context, typed: str, request: gr.Request | None) -> str:
     """The annotator of an action: with a login, always the logged-in user."""
     if ctx.login and request is not None and request.username:
@@ -116,10 +120,9 @@ def _action_bar() -> dict:
             list(REJECT_REASONS),
             value="unanswerable",
             label="Reason to reject",
-            show_label=False,
-            container=False,
             min_width=120,
             elem_id="reject-reason",
+            **INLINE,
         )
         buttons["skip"] = gr.Button("Skip (s)", elem_id="skip-button")
         buttons["undo"] = gr.Button("Undo (u)", elem_id="undo-button")
@@ -134,23 +137,21 @@ def _card_header(ctx: Context) -> dict:
         annotator = gr.Textbox(
             label="Annotator",
             value="annotator",
-            show_label=False,
-            container=False,
             placeholder="annotator name",
             interactive=not ctx.login,
             min_width=120,
             scale=0,
             elem_id="annotator",
+            **INLINE,
         )
         queue = gr.Dropdown(
             list(QUEUE_FILTERS),
             value="not_judged",
             label="Queue",
-            show_label=False,
-            container=False,
             min_width=150,
             scale=0,
             elem_id="queue",
+            **INLINE,
         )
         load = gr.Button("Load next", size="sm", scale=0, elem_id="load-button")
     return {
