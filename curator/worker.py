@@ -2,11 +2,13 @@
 
 The app (``curator.services.jobs.submit``) starts one worker per job. The worker waits for
 its turn on the data folder's job lock (oldest job first), marks the job running, runs the
-stage with the same plain handler functions the app used to run in its own process
-(``curator.ui.handlers``, ``curator.ui.export_panel``, ``curator.ui.training``: none of
-them imports gradio), writes progress to the job's row and records the end: ``done`` with
-the result the app shows, or ``failed`` with the reason. A native crash or an
-out-of-memory kill ends this process only; the app's watcher then marks the job failed.
+stage through the services (``STAGES``: ``curator.services.app_stages``, the training
+service), writes progress to the job's row and records the end: ``done`` with the stage's
+result (plain values the app formats), or ``failed`` with the reason: a
+:class:`curator.services.errors.StageRefused` (the stage refused or stopped; the app shows
+its message) or any other exception (a crash; its traceback goes to the job's log). A
+native crash or an out-of-memory kill ends this process only; the app's watcher then marks
+the job failed.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from curator.services import app_stages
+from curator.services.errors import StageRefused
 from curator.services.jobs import (
     JobCancelled,
     JobProgress,
@@ -33,126 +38,18 @@ from db.models import JobStatus
 
 log = logging.getLogger("curator.worker")
 
-# what the app's handlers start their Markdown with when the stage did not run
-FAILURE_PREFIXES = (
-    "**Cannot",
-    "**Generation stopped",
-    "**Reranking stopped",
-    "**Nothing stored",
-    "**Export failed",
-)
 
+def run_train(database, project, data_dir, *, progress, **params) -> dict[str, Any]:
+    """Fine-tune with the page's fields (``training_params``), progress into the job's
+    row; the last event's loss curve and status. An error event is a refusal."""
+    from curator.services.train import training_events, training_options
 
-class StageFailed(RuntimeError):
-    """The stage refused or stopped; the message is what the app shows (Markdown)."""
-
-
-def _checked(markdown: str) -> str:
-    if markdown.startswith(FAILURE_PREFIXES):
-        raise StageFailed(markdown)
-    return markdown
-
-
-def run_generate(database, project, data_dir, params, progress) -> dict[str, Any]:
-    from curator.ui.handlers import run_generation
-
-    text = run_generation(
-        database,
-        project,
-        data_dir,
-        params.get("model") or "local/gemma3-270m",
-        params.get("sample"),
-        params.get("queries_per_passage", 1),
-        params.get("best_of", 1),
-        progress=progress,
-    )
-    return {"markdown": _checked(text)}
-
-
-def run_mine(database, project, data_dir, params, progress) -> dict[str, Any]:
-    from curator.ui.handlers import run_mining
-
-    text = run_mining(
-        database,
-        project,
-        data_dir,
-        params.get("top_n", 30),
-        params.get("negatives", 1),
-        params.get("relative_margin", 0.95),
-        progress=progress,
-        margin=params.get("margin"),
-    )
-    return {"markdown": _checked(text)}
-
-
-def run_rerank(database, project, data_dir, params, progress) -> dict[str, Any]:
-    from curator.ui.handlers import run_reranking
-
-    text = run_reranking(
-        database,
-        project,
-        data_dir,
-        params.get("model") or "local/gemma3-270m",
-        params.get("methods") or ["ql", "guide"],
-        params.get("top_k", 10),
-        params.get("k", 0),
-        progress=progress,
-    )
-    return {"markdown": _checked(text)}
-
-
-def run_ingest(database, project, data_dir, params, progress) -> dict[str, Any]:
-    from curator.ui.handlers import run_ingest as ingest
-
-    text, rows = ingest(
-        database,
-        project,
-        data_dir,
-        None,
-        params["path"],
-        params.get("fmt", "auto"),
-        params.get("id_field", ""),
-        params.get("title_field", "title"),
-        params.get("text_field", "text"),
-        params.get("chunk", False),
-        params.get("chunk_words", 100),
-        params.get("chunk_overlap", 20),
-        params.get("on_error", "abort"),
-        allow_server_path=True,
-        progress=progress,
-    )
-    result = {"markdown": text, "errors": rows}
-    if text.startswith(FAILURE_PREFIXES):
-        raise StageFailed(text, result)
-    return result
-
-
-def run_export(database, project, data_dir, params, progress) -> dict[str, Any]:
-    from curator.ui.export_panel import run_export as export
-
-    progress.start(None, "", f"export ({params.get('fmt')})")
-    text, archive = export(
-        database,
-        project,
-        data_dir,
-        params.get("fmt", "st-triplets"),
-        params.get("policy", "none"),
-        params.get("negatives", 3),
-    )
-    if archive is None:
-        raise StageFailed(text)
-    return {"markdown": text, "archive": archive}
-
-
-def run_train(database, project, data_dir, params, progress) -> dict[str, Any]:
-    from curator.ui.training import training_events
-
-    events = training_events(database, project, Path(data_dir), params)
+    events = training_events(database, project, Path(data_dir), training_options(params))
     job_id = progress.job_id
     last: dict[str, Any] = {}
     for event in events:
         if "error" in event:
-            raise StageFailed(event["error"])
+            raise StageRefused(event["error"])
         result = {"curve": event.get("curve", [])}
         if "total" in event:
             set_progress(database, job_id, event["step"], event["total"], event["status"], result)
@@ -162,12 +59,14 @@ def run_train(database, project, data_dir, params, progress) -> dict[str, Any]:
     return last
 
 
-RUNNERS = {
-    "generate": run_generate,
-    "mine": run_mine,
-    "rerank": run_rerank,
-    "ingest": run_ingest,
-    "export": run_export,
+#: job kind -> the stage: ``stage(database, project, data_dir, progress=..., **params)``
+#: returns the job's result or raises StageRefused
+STAGES: dict[str, Callable[..., dict[str, Any]]] = {
+    "generate": app_stages.generate,
+    "mine": app_stages.mine,
+    "rerank": app_stages.rerank,
+    "ingest": app_stages.ingest,
+    "export": app_stages.export,
     "train": run_train,
 }
 
@@ -175,8 +74,8 @@ RUNNERS = {
 def run_job(database: Database, job_id: int, data_dir: Path) -> int:
     """Wait for the job's turn, run it, record its end; the process's exit code."""
     job = get_job(database, job_id)
-    runner = RUNNERS.get(job.kind)
-    if runner is None:
+    stage = STAGES.get(job.kind)
+    if stage is None:
         finish_job(database, job_id, JobStatus.FAILED, error=f"the app cannot run {job.kind}")
         return 2
     try:
@@ -185,11 +84,12 @@ def run_job(database: Database, job_id: int, data_dir: Path) -> int:
         return 0
     try:
         mark_running(database, job_id, os.getpid())
-        result = runner(database, job.project, data_dir, job.params, JobProgress(database, job_id))
-    except StageFailed as failure:
-        message = failure.args[0]
-        extra = failure.args[1] if len(failure.args) > 1 else {"markdown": message}
-        finish_job(database, job_id, JobStatus.FAILED, error=message, result=extra)
+        progress = JobProgress(database, job_id)
+        result = stage(database, job.project, data_dir, progress=progress, **job.params)
+    except StageRefused as refusal:
+        finish_job(
+            database, job_id, JobStatus.FAILED, error=str(refusal), result=refusal.as_result()
+        )
         return 1
     except Exception as error:  # recorded with its reason; the traceback goes to the log
         traceback.print_exc()

@@ -115,8 +115,8 @@ def test_two_app_jobs_wait_in_turn_behind_a_cli_job(tmp_path, data_dir, db):
     done_b = wait_for_job(db, b.id, timeout=120)
     assert (done_a.status, done_b.status) == ("done", "done"), (done_a.error, done_b.error)
     assert done_a.finished_at <= done_b.started_at  # one at a time, oldest first
-    assert "4 passages added" in done_a.result["markdown"]
-    assert "2 passages added" in done_b.result["markdown"]
+    assert "4 passages added" in done_a.result["summary"]
+    assert "2 passages added" in done_b.result["summary"]
     with db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Passage)) == 6
 
@@ -161,6 +161,59 @@ def test_a_stage_that_refuses_fails_its_job_with_the_apps_message(tmp_path, data
     )
     assert job.status == "failed" and text.startswith("**Cannot")
     assert "<missing>" not in text  # escaped
+
+
+def test_a_refused_generate_run_by_the_worker_fails_its_job_with_the_services_message(data_dir, db):
+    """Refused before any LLM call: 0 queries per passage. The worker records failed from
+    the service's StageRefused; the page shows the same message as the handler."""
+    params = {"model": "local/gemma3-270m", "sample": 1, "queries_per_passage": 0}
+    job, text = jobs_panel.run_as_job(db, "p", data_dir, "generate", params, poll=0.1)
+    assert job.status == "failed"
+    assert job.error == "Cannot generate: queries per passage must be at least 1"
+    assert text == "**Cannot generate:** queries per passage must be at least 1"
+    assert job.result["refused"]["title"] == "Cannot generate"
+
+
+def test_a_refused_mine_run_by_the_worker_fails_and_an_empty_generate_is_done(
+    tmp_path, data_dir, db
+):
+    from curator.services.projects import ensure_project
+
+    ensure_project(db, "empty")
+    mined, text = jobs_panel.run_as_job(db, "empty", data_dir, "mine", {"top_n": 5}, poll=0.1)
+    assert mined.status == "failed" and "has no passages" in mined.error
+    assert text.startswith("**Cannot mine:** project &#x27;empty&#x27; has no passages")
+    # a successful (if small) stage: nothing to generate for, recorded done with its summary
+    done, text = jobs_panel.run_as_job(db, "empty", data_dir, "generate", {"sample": 1})
+    assert done.status == "done" and done.error is None
+    assert text.startswith("generated 0 queries") and done.result["summary"] in text
+
+
+def test_the_worker_decides_failed_or_done_from_exceptions_not_from_wording(
+    data_dir, db, monkeypatch
+):
+    """A result that reads like a refusal is done; a refusal worded any way is failed."""
+    from curator import worker
+    from curator.services.errors import StageRefused
+    from curator.services.jobs import create_job
+
+    def looks_refused(database, project, data_dir, *, progress, **params):
+        return {"summary": "**Cannot generate:** (only the words of a successful stage)"}
+
+    def refuses(database, project, data_dir, *, progress, **params):
+        raise StageRefused("Nothing to do today", "a reworded refusal")
+
+    monkeypatch.setitem(worker.STAGES, "generate", looks_refused)
+    monkeypatch.setitem(worker.STAGES, "mine", refuses)
+    first = create_job(db, "p", "generate", {}, data_dir, origin="app")
+    assert worker.run_job(db, first, data_dir) == 0
+    assert get_job(db, first).status == "done"
+    second = create_job(db, "p", "mine", {"top_n": 3}, data_dir, origin="app")
+    assert worker.run_job(db, second, data_dir) == 1
+    refused = get_job(db, second)
+    assert refused.status == "failed" and refused.error == "Nothing to do today: a reworded refusal"
+    shown = jobs_panel.outcome_markdown(refused)
+    assert shown == "**Nothing to do today:** a reworded refusal"
 
 
 def test_the_app_ingest_button_runs_as_a_job(tmp_path, data_dir, db):

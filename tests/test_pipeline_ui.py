@@ -129,13 +129,13 @@ def test_ingest_a_server_path_with_chunking_and_fields(database, tmp_path):
         tmp_path / "data",
         None,
         str(path),
-        "auto",
-        "qid",
-        "",
-        "answer",
-        True,
-        100,
-        20,
+        fmt="auto",
+        id_field="qid",
+        title_field="",
+        text_field="answer",
+        chunk=True,
+        chunk_words=100,
+        chunk_overlap=20,
     )
     assert errors == [] and "2 records read" in summary
     assert passages(database) == 4  # 250 words -> 3 chunks of 100 with 20 overlap, + 1

@@ -244,17 +244,16 @@ def test_cli_train_then_eval(judged, capsys):
 
 @pytest.mark.slow
 def test_fine_tune_page_handlers_train_compare_and_rank_side_by_side(judged):
+    from curator.services.train import training_events, training_options, training_params
     from curator.ui.training import (
         held_out_choices,
         latest_run_view,
         metrics_frames,
         side_by_side,
-        training_events,
-        training_params,
     )
 
     params = training_params("none", "mnrl", 1, 4, 1e-4, 64, 1)
-    events = list(training_events(judged.db, "p", judged.data, params))
+    events = list(training_events(judged.db, "p", judged.data, training_options(params)))
     assert any("training: step" in e.get("status", "") for e in events)
     final = events[-1]
     assert "error" not in final, final
@@ -373,14 +372,17 @@ def test_every_loss_trains_a_few_steps(scifact_dir, tmp_path, loss, matryoshka):
 def test_a_fine_tune_without_held_out_queries_keeps_the_model_and_says_why(
     database, tmp_path, guide_model
 ):
-    from curator.ui.training import training_events, training_params
+    from curator.services.train import training_events, training_options, training_params
 
     ids = mine_small_project(database, tmp_path, guide_model, DOCS, QUERIES[:3], top_n=4)
     for query_id in ids:
         record_judgment(database, query_id, "ann", "accept")
     events = list(
         training_events(
-            database, "p", tmp_path / "data", training_params("none", "mnrl", 1, 2, 1e-4, 32, 1)
+            database,
+            "p",
+            tmp_path / "data",
+            training_options(training_params("none", "mnrl", 1, 2, 1e-4, 32, 1)),
         )
     )
     assert "error" not in events[-1]

@@ -853,3 +853,46 @@ def _relay(events, poll_seconds: float) -> Iterator[dict[str, Any]]:
         else:
             yield {"error": event[1], "curve": list(curve)}
             return
+
+
+TRAINING_FIELDS = (
+    "policy",
+    "loss",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "max_seq_length",
+    "negatives",
+)
+
+
+def training_params(
+    policy: str,
+    loss: str,
+    epochs: float,
+    batch_size: int,
+    learning_rate: float,
+    max_seq_length: int,
+    negatives: int,
+) -> dict[str, Any]:
+    """The page's fine-tune fields (``TRAINING_FIELDS``) as a train job's parameters,
+    numbers as numbers: the one value the page, the job and the worker pass on."""
+    return {
+        "policy": policy,
+        "loss": loss,
+        "epochs": float(epochs),
+        "batch_size": int(batch_size),
+        "learning_rate": float(learning_rate),
+        "max_seq_length": int(max_seq_length),
+        "negatives": int(negatives),
+    }
+
+
+def training_options(params: dict[str, Any], eval_fraction: float = 0.2) -> TrainOptions:
+    """A train job's parameters (``training_params``; other keys are ignored, a missing
+    one raises KeyError) as the training service's options."""
+    fields = training_params(*(params[name] for name in TRAINING_FIELDS))
+    policy = fields.pop("policy")
+    return TrainOptions(
+        policy=policy, eval_fraction=eval_fraction, settings=TrainSettings(**fields)
+    )

@@ -7,14 +7,15 @@ for the browser by the same service as ``curator export``
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import gradio as gr
 
-from curator.services import Database
-from curator.services.export import FORMATS, POLICIES, ExportOptions, export_zipped
+from curator.services import Database, app_stages
+from curator.services.errors import StageRefused
+from curator.services.export import FORMATS, POLICIES
 from curator.ui.context import Context, job_click, require_admin
+from curator.ui.results import export_markdown, refusal_markdown
 
 EXPORT_FORMATS = list(FORMATS)
 EXPORT_POLICIES = list(POLICIES)
@@ -41,26 +42,13 @@ def run_export(
 ) -> tuple[str, str | None]:
     """Export ``project`` as ``fmt`` under ``policy``; returns (Markdown summary, path of
     a zip of the export folder), or (the error as Markdown, None)."""
-    options = ExportOptions(fmt=fmt, policy=policy, negatives=int(negatives or 3), force=True)
     try:
-        report, folder, archive = export_zipped(database, project, data_dir, options)
-    except (LookupError, ValueError, OSError) as exc:
-        return f"**Export failed:** {html.escape(str(exc))}", None
-    counts = report.manifest["counts"]
-    rows = ", ".join(f"{html.escape(str(k))}: {v:,}" for k, v in report.manifest["rows"].items())
-    score = report.manifest.get("score_source")
-    teacher = (
-        f"; teacher scores: {html.escape(str(score))} (for margin and FlagEmbedding)"
-        if score
-        else ""
-    )
-    return (
-        f"{html.escape(report.summary())}\n\n"
-        f"**{counts['examples']:,}** queries ({counts['train']:,} train, "
-        f"{counts['eval']:,} test); rows {rows}{teacher}"
-        f"\n\nSaved on the server in `{html.escape(str(folder))}`.",
-        str(archive),
-    )
+        result = app_stages.export(
+            database, project, data_dir, fmt=fmt, policy=policy, negatives=negatives
+        )
+    except StageRefused as refused:
+        return refusal_markdown(refused.title, refused.reason), None
+    return export_markdown(result), result["archive"]
 
 
 def export(
@@ -71,8 +59,9 @@ def export(
     request: gr.Request,
     progress=gr.Progress(),  # noqa: B008
 ):
-    """The Export button: the export runs as a job in a worker process (``run_export``
-    there); an indeterminate bar while it waits and runs, then the summary and the zip."""
+    """The Export button: the export runs as a job in a worker process
+    (``curator.services.app_stages.export`` there); an indeterminate bar while it waits
+    and runs, then the summary and the zip."""
     from curator.ui.jobs_panel import run_as_job
 
     require_admin(ctx, request, "export")

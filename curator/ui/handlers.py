@@ -8,10 +8,11 @@ never as HTML. Values that go into Markdown are escaped.
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
-from curator.services import Database
+from curator.services import Database, app_stages
+from curator.services.errors import StageRefused
 from curator.services.passages import latest_generated_queries
+from curator.ui.results import refusal_markdown, result_markdown, stage_markdown
 
 QUERY_COLUMNS = ["passage", "task", "query", "status", "model"]
 QUERY_WIDTHS = ["16%", "26%", "38%", "8%", "12%"]
@@ -29,29 +30,20 @@ def run_generation(
     best_of: float,
     progress=None,
 ) -> str:
-    """Generate queries from the app; returns a Markdown summary (or the error, escaped).
-
-    ``sample`` empty or 0 means every passage of the project.
-    """
-    from curator.llm.client import LLMSettings
-    from curator.services.generate import GenerateOptions, GenerationFailed, generate_queries
-    from curator.services.llm import open_llm
-
-    try:
-        options = GenerateOptions(
-            sample=int(sample) if sample else None,
-            queries_per_passage=1 if queries_per_passage is None else int(queries_per_passage),
-            best_of=1 if best_of is None else int(best_of),
-        )
-        client = open_llm(
-            Path(data_dir), LLMSettings(model=(model or "").strip() or "local/gemma3-270m")
-        )
-        report = generate_queries(database, project, client, options, progress=progress)
-    except GenerationFailed as exc:
-        return f"**Generation stopped:** {html.escape(str(exc))}"
-    except (ValueError, LookupError) as exc:
-        return f"**Cannot generate:** {html.escape(str(exc))}"
-    return html.escape(report.summary())
+    """Generate queries from the app's values; returns a Markdown summary (or the
+    refusal, escaped). ``sample`` empty or 0 means every passage of the project."""
+    return stage_markdown(
+        "generate",
+        app_stages.generate,
+        database,
+        project,
+        data_dir,
+        model=model,
+        sample=sample,
+        queries_per_passage=queries_per_passage,
+        best_of=best_of,
+        progress=progress,
+    )
 
 
 def generated_queries_table(database: Database, project: str, limit: int = 100) -> list[list]:
@@ -79,35 +71,20 @@ def run_mining(
     guide=None,
     margin: float | None = None,
 ) -> str:
-    """Mine candidates from the app; returns a Markdown summary with the guard's effect.
-
-    ``relative_margin`` and ``margin`` (absolute) 0 or empty turn that rule off."""
-    from curator.pipeline.negatives import NegativeFilter
-    from curator.services.mine import MineOptions, mine_candidates, mining_diagnostics
-
-    try:
-        flt = NegativeFilter(
-            relative_margin=float(relative_margin) if relative_margin else None,
-            margin=float(margin) if margin else None,
-        )
-        options = MineOptions(
-            top_n=int(top_n), negatives_per_query=int(negatives), negative_filter=flt
-        )
-        report = mine_candidates(
-            database, project, data_dir, options, progress=progress, guide=guide
-        )
-        diagnostics = mining_diagnostics(database, project, flt)
-    except (ValueError, LookupError) as exc:
-        return f"**Cannot mine:** {html.escape(str(exc))}"
-    dropped = ", ".join(f"{n} by {reason}" for reason, n in sorted(diagnostics.dropped.items()))
-    return "\n\n".join(
-        [
-            html.escape(report.summary()),
-            f"False-negative guard on all {diagnostics.queries} mined queries: "
-            f"{diagnostics.kept} of {diagnostics.candidates} candidates admissible as negatives "
-            f"(dropped: {html.escape(dropped or 'none')}); "
-            f"{diagnostics.queries_without_negative} queries without an admissible negative.",
-        ]
+    """Mine candidates from the app's values; returns a Markdown summary with the guard's
+    effect. ``relative_margin`` and ``margin`` (absolute) 0 or empty turn that rule off."""
+    return stage_markdown(
+        "mine",
+        app_stages.mine,
+        database,
+        project,
+        data_dir,
+        top_n=top_n,
+        negatives=negatives,
+        relative_margin=relative_margin,
+        margin=margin,
+        progress=progress,
+        guide=guide,
     )
 
 
@@ -121,22 +98,20 @@ def run_reranking(
     k: float,
     progress=None,
 ) -> str:
-    """Rerank mined queries from the app; returns a Markdown summary (or the error)."""
-    from curator.llm.client import LLMError
-    from curator.services.llm import open_llm, rerank_llm_settings
-    from curator.services.rerank import RerankOptions, rerank_queries
-
-    try:
-        options = RerankOptions(
-            methods=tuple(methods or ()), top_k=int(top_k), k=float(k), negative_rank=int(top_k)
-        )
-        client = open_llm(Path(data_dir), rerank_llm_settings(model))
-        report = rerank_queries(database, project, client, options, progress=progress)
-    except LLMError as exc:
-        return f"**Reranking stopped:** {html.escape(str(exc))}"
-    except (ValueError, LookupError) as exc:
-        return f"**Cannot rerank:** {html.escape(str(exc))}"
-    return html.escape(report.summary())
+    """Rerank mined queries from the app's values; returns a Markdown summary (or the
+    refusal)."""
+    return stage_markdown(
+        "rerank",
+        app_stages.rerank,
+        database,
+        project,
+        data_dir,
+        model=model,
+        methods=methods,
+        top_k=top_k,
+        k=k,
+        progress=progress,
+    )
 
 
 HISTOGRAM_BINS = 40
@@ -269,12 +244,6 @@ def _histogram_spec(
 
 INGEST_FORMATS = ("auto", "beir", "jsonl", "csv", "tsv", "parquet", "folder")
 INGEST_ERROR_COLUMNS = ["file", "line", "field", "error"]
-SHOWN_ERRORS = 200
-
-
-def _error_row(error) -> list:
-    name = error.file.replace("\\", "/").rsplit("/", 1)[-1]
-    return [name, "" if error.line is None else str(error.line), error.field or "", error.message]
 
 
 def run_ingest(
@@ -283,74 +252,29 @@ def run_ingest(
     data_dir,
     upload,
     server_path: str,
-    fmt: str = "auto",
-    id_field: str = "",
-    title_field: str = "title",
-    text_field: str = "text",
-    chunk: bool = False,
-    chunk_words: float = 100,
-    chunk_overlap: float = 20,
-    on_error: str = "abort",
     *,
     allow_server_path: bool = True,
     progress=None,
+    **options,
 ) -> tuple[str, list[list]]:
     """Ingest an uploaded file (kept under ``<data dir>/uploads/``) or a path on the server,
-    with the options of ``curator ingest``; returns (a Markdown summary, escaped; the
-    errors as [file, line, field, error] rows, which Dataframe cells show as text).
+    with the options of ``curator ingest`` (``options``: those of
+    :func:`curator.services.app_stages.ingest` by name, e.g. ``fmt``, ``on_error``);
+    returns (a Markdown summary, escaped; the errors as [file, line, field, error] rows,
+    which Dataframe cells show as text).
 
     ``allow_server_path=False`` (the app behind a login) refuses server paths, so an
     annotator cannot read the server's files into the corpus.
     """
-    from curator.pipeline.chunking import ChunkingConfig
-    from curator.pipeline.readers import FieldMap, IngestError
-    from curator.services.ingest import IngestAborted, ingest_path, store_upload
+    from curator.ui.jobs_panel import ingest_params
 
-    typed = (server_path or "").strip()
-    if upload is not None and upload != []:
-        if isinstance(upload, list):
-            upload = upload[0]
-        path = store_upload(upload if isinstance(upload, (str, Path)) else upload.name, data_dir)
-    elif typed:
-        if not allow_server_path:
-            return (
-                "**Cannot ingest:** server paths are off when the app runs with a login; "
-                "upload the file, or run `curator ingest` on the server.",
-                [],
-            )
-        path = Path(typed).expanduser()
-    else:
-        return "**Cannot ingest:** upload a file or give a path on the server.", []
+    params, refusal = ingest_params(
+        data_dir, upload, server_path, allow_server_path=allow_server_path, **options
+    )
+    if params is None:
+        return refusal, []
     try:
-        chunking = ChunkingConfig(int(chunk_words), int(chunk_overlap)) if chunk else None
-        fields = FieldMap(
-            id=(id_field or "").strip() or None,
-            title=(title_field or "").strip() or None,
-            text=(text_field or "").strip() or "text",
-        )
-        report = ingest_path(
-            database,
-            project,
-            path,
-            fmt=fmt or "auto",
-            fields=fields,
-            chunking=chunking,
-            on_error=on_error or "abort",
-            progress=progress,
-        )
-    except IngestAborted as exc:
-        return (
-            f"**Nothing stored from {html.escape(path.name)}:** the first bad record stops "
-            "the file (choose *skip* to store the good records and list the bad ones).",
-            [_error_row(exc.error)],
-        )
-    except IngestError as exc:
-        return f"**Cannot read {html.escape(path.name)}.**", [_error_row(exc)]
-    except (ValueError, OSError) as exc:
-        return f"**Cannot ingest:** {html.escape(str(exc))}", []
-    summary = html.escape(report.summary().replace(str(path), path.name, 1))
-    if len(report.errors) > SHOWN_ERRORS:
-        summary += (
-            f" The first {SHOWN_ERRORS} errors are listed; all are in pipeline run {report.run_id}."
-        )
-    return summary, [_error_row(e) for e in report.errors[:SHOWN_ERRORS]]
+        result = app_stages.ingest(database, project, data_dir, progress=progress, **params)
+    except StageRefused as refused:
+        return refusal_markdown(refused.title, refused.reason), refused.detail.get("errors", [])
+    return result_markdown("ingest", result), result["errors"]

@@ -27,6 +27,7 @@ from curator.services.jobs import (
     wait_for_job,
 )
 from curator.ui.context import bind, text_table
+from curator.ui.results import refusal_markdown, result_markdown
 
 JOB_COLUMNS = ["job", "kind", "status", "from", "project", "started", "progress or error"]
 REFRESH_SECONDS = 2.0
@@ -81,10 +82,12 @@ def outcome_markdown(job: JobView) -> str:
     """What a pipeline button shows when its job ended (Markdown, escaped)."""
     name = KIND_NAMES.get(job.kind, job.kind)
     if job.status == "done":
-        return job.result.get("markdown") or html.escape(job.result.get("status", "done"))
+        return result_markdown(job.kind, job.result)
     if job.status == "cancelled":
         return f"**{name} cancelled** (job #{job.id})."
-    if job.result.get("markdown"):  # the stage refused or stopped: its own message
+    if job.result.get("refused"):  # the stage refused or stopped: its own message
+        return refusal_markdown(**job.result["refused"])
+    if job.result.get("markdown"):  # the same, stored by an older version
         return job.result["markdown"]
     # one line: a worker's traceback stays in its log (<data>/jobs/job-<id>.log)
     reason = (job.error or "no reason recorded").strip().split("\n")[0]
@@ -161,10 +164,11 @@ def training_job_events(
     params: dict[str, Any],
     poll: float = 1.0,
 ) -> Iterator[dict[str, Any]]:
-    """``curator.ui.training.training_events``, run as a job in a worker: the same
+    """``curator.services.train.training_events``, run as a job in a worker: the same
     events (``status``/``curve``/``step``/``total`` while it runs, then ``report`` from
     the stored run, or ``error``), plus the waiting position while it is queued.
-    ``params``: the page's fields as ``curator.ui.training.training_params`` gives them."""
+    ``params``: the page's fields as ``curator.services.train.training_params`` gives
+    them."""
     from curator.services.jobs import get_job
     from curator.services.train import EvaluationReport, latest_training_run
 
@@ -191,7 +195,8 @@ def training_job_events(
         time.sleep(poll)
         job = get_job(database, job.id)
     if job.status != "done":
-        yield {"error": outcome_markdown(job).replace("**", ""), "curve": job.result.get("curve")}
+        error = job.error if job.result.get("refused") else outcome_markdown(job).replace("**", "")
+        yield {"error": error, "curve": job.result.get("curve")}
         return
     status, curve = job.result.get("status", "done"), job.result.get("curve", [])
     latest = latest_training_run(database, project)

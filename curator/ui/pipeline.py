@@ -10,6 +10,7 @@ import json
 import gradio as gr
 from gradio.components.plot import PlotData
 
+from curator.services.rerank import RerankOptions
 from curator.ui.context import Context, bind, job_click, require_admin, text_table
 from curator.ui.handlers import (
     DEMO_RERANK_TOP_K,
@@ -128,7 +129,9 @@ def rerank(ctx: Context, model, methods, top_k, k, request: gr.Request, progress
     """Rerank as a job (admins only), with the LLM settings the CLI uses; the bar counts
     pairs."""
     model = require_admin(ctx, request, "reranking", model)
-    params = {"model": model, "methods": list(methods or []), "top_k": top_k, "k": k}
+    # no method ticked: the service's default methods
+    methods = list(methods or []) or list(RerankOptions().methods)
+    params = {"model": model, "methods": methods, "top_k": top_k, "k": k}
     return as_job(ctx, "rerank", params, progress, "pairs")[1]
 
 

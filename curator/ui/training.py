@@ -7,9 +7,7 @@ Passage and query text go into Dataframe cells as plain strings (rendered as tex
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 import pandas as pd
@@ -19,15 +17,13 @@ from curator.services.train import (
     METRICS,
     EvaluationReport,
     PairedComparison,
-    TrainOptions,
-    TrainSettings,
     compare_rankings,
     external_ids,
     fine_tuned_model,
     held_out_data,
     latest_training_run,
+    training_params,
 )
-from curator.services.train import training_events as service_training_events
 from curator.ui.context import Context, bind, job_click, require_admin
 from curator.ui.progress_bar import BarProgress
 
@@ -56,64 +52,6 @@ def metrics_frames(report: EvaluationReport) -> tuple[pd.DataFrame, pd.DataFrame
 
 def loss_frame(curve: list[dict[str, float]]) -> pd.DataFrame:
     return pd.DataFrame(curve or [], columns=["step", "loss"])
-
-
-TRAINING_FIELDS = (
-    "policy",
-    "loss",
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "max_seq_length",
-    "negatives",
-)
-
-
-def training_params(
-    policy: str,
-    loss: str,
-    epochs: float,
-    batch_size: int,
-    learning_rate: float,
-    max_seq_length: int,
-    negatives: int,
-) -> dict[str, Any]:
-    """The page's fine-tune fields (``TRAINING_FIELDS``) as a train job's parameters,
-    numbers as numbers: the one value the page, the job and the worker pass on."""
-    return {
-        "policy": policy,
-        "loss": loss,
-        "epochs": float(epochs),
-        "batch_size": int(batch_size),
-        "learning_rate": float(learning_rate),
-        "max_seq_length": int(max_seq_length),
-        "negatives": int(negatives),
-    }
-
-
-def training_options(params: dict[str, Any], eval_fraction: float = 0.2) -> TrainOptions:
-    """A train job's parameters (``training_params``; other keys are ignored, a missing
-    one raises KeyError) as the training service's options."""
-    fields = training_params(*(params[name] for name in TRAINING_FIELDS))
-    policy = fields.pop("policy")
-    return TrainOptions(
-        policy=policy, eval_fraction=eval_fraction, settings=TrainSettings(**fields)
-    )
-
-
-def training_events(
-    database: Database,
-    project: str,
-    data_dir: Path,
-    params: dict[str, Any],
-    eval_fraction: float = 0.2,
-    poll_seconds: float = 1.0,
-) -> Iterator[dict[str, Any]]:
-    """The training service's events for a fine-tune with the page's fields as
-    ``training_params`` gives them (see ``curator.services.train.training_events``: the
-    service runs the work)."""
-    options = training_options(params, eval_fraction)
-    return service_training_events(database, project, Path(data_dir), options, poll_seconds)
 
 
 def held_out_note(queries: int | None, paired: PairedComparison | None = None) -> str:
