@@ -41,15 +41,16 @@ def passages_on_page(
     page = max(1, int(page or 1))
     search = (search or "").strip()
     with database.sessions() as session:
-        total, passages = passage_page(
-            session, project_id, search=search, offset=(page - 1) * page_size, limit=page_size
-        )
+
+        def read(page: int):
+            offset = (page - 1) * page_size
+            return passage_page(session, project_id, search=search, offset=offset, limit=page_size)
+
+        total, passages = read(page)
         pages = max(1, -(-total // page_size))
         if page > pages:
             page = pages
-            total, passages = passage_page(
-                session, project_id, search=search, offset=(page - 1) * page_size, limit=page_size
-            )
+            total, passages = read(page)
         rows = [
             PassageRow(p.external_id, p.title or "", p.text, p.source_file, p.source_line)
             for p in passages
