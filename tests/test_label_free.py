@@ -7,7 +7,7 @@ import pytest
 from conftest import TOY_DOCS, TOY_QUERIES, mine_small_project
 from sqlalchemy import insert
 
-from curator.services.training_set import load_training_set
+from curator.services.training_set import load_generated_held_out, load_training_set
 from db.models import QueryFlag
 
 FLAGGED = 1  # TOY_QUERIES[1] is flagged as a copy below
@@ -33,8 +33,9 @@ def test_policy_all_on_an_unjudged_project_trains_and_evaluates_on_generated_que
     training_set = load_training_set(database, "p", "all", eval_fraction=0.3)
     assert training_set.dropped == {"flagged_copy": 1}
     assert ids[FLAGGED] not in {e.query_id for e in training_set.examples}
-    held_out = {str(e.query_id) for e in training_set.eval}
+    held_out = {str(e.query_id) for e in load_generated_held_out(database, "p", eval_fraction=0.3)}
     assert held_out, "the toy split must hold some queries out"
+    assert str(ids[FLAGGED]) not in held_out
 
     common = ["--data-dir", str(data), "--db", database.url, "--project", "p"]
     args = ["--policy", "all", "--eval-fraction", "0.3", "--max-steps", "2"]

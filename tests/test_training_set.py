@@ -13,6 +13,7 @@ from curator.pipeline.training_set import (
     QueryRecord,
     assign_split,
     build_examples,
+    generated_held_out,
     resolve_example,
     training_rows,
 )
@@ -78,6 +79,26 @@ def test_split_is_by_seed_passage_stable_and_near_the_fraction():
     other, _ = build_examples(records, "all", seed=8, eval_fraction=0.2)
     assert [e.split for e in other] != [e.split for e in examples]
     assert assign_split(1, 7, 0.0) == "train"
+
+
+def test_label_free_held_out_keeps_queries_the_guide_misses_and_scores_the_seed():
+    flagged = {1: [], 2: ["inconsistent"], 3: ["copy"], 4: ["inconsistent", "junk"], 5: []}
+    records = [record(query_id=q, seed=100 + q) for q in flagged]
+    for item in records:
+        item.flags = flagged[item.query_id]
+        item.proposed_positives = [999]  # a reranker's pick: not what the seed query asked for
+    records[4].judgments = [judgment(7, decision="accept")]  # reviewed: not in this fallback
+    everything_held_out = {q: "eval" for q in flagged}
+    examples = generated_held_out(records, stored_splits=everything_held_out)
+    assert [e.query_id for e in examples] == [1, 2]
+    assert [e.positives for e in examples] == [[101], [102]]
+    assert all(e.split == "eval" and e.source == "llm" for e in examples)
+    assert generated_held_out(records, stored_splits={q: "train" for q in flagged}) == []
+    by_hash = generated_held_out(records[:2], seed=7, eval_fraction=0.5)
+    expected = [
+        r.query_id for r in records[:2] if assign_split(r.seed_passage_id, 7, 0.5) == "eval"
+    ]
+    assert [e.query_id for e in by_hash] == expected
 
 
 @pytest.fixture
@@ -160,3 +181,30 @@ def test_a_judgment_without_negatives_keeps_the_mined_ones_except_its_positives(
     record_with_more = record(judgments=[judgment(6, positives=[10])])
     example, _ = resolve_example(record_with_more, "none")
     assert example.negatives == [11, 12]
+
+
+def test_label_free_evaluation_holds_out_the_queries_the_guide_misses(project):
+    from sqlalchemy import insert
+
+    from curator.services.train import held_out_data
+    from db.models import GeneratedQuery, QueryFlag
+
+    db, q = project.db, project.q
+    with db.sessions() as session, session.begin():
+        session.execute(
+            insert(QueryFlag),
+            [
+                {"query_id": q[1], "kind": "inconsistent", "reason": "inconsistent: rank 9"},
+                {"query_id": q[2], "kind": "copy", "reason": "copy: test"},
+            ],
+        )
+        seeds = dict(
+            session.execute(select(GeneratedQuery.id, GeneratedQuery.seed_passage_id)).all()
+        )
+    data = held_out_data(db, "p", split_seed=13, eval_fraction=0.9)
+    expected = {i for i in (q[0], q[1], q[3]) if assign_split(seeds[i], 13, 0.9) == "eval"}
+    assert expected, "the toy split must hold some queries out"
+    assert set(data.queries) == {str(i) for i in expected}
+    assert all(data.qrels[str(i)] == {str(seeds[i]): 1} for i in expected)
+    assert "held-out generated (unreviewed)" in data.name
+    assert len(data.doc_ids) == len(DOCS)

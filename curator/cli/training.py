@@ -96,7 +96,8 @@ def _print_evaluation(database, settings: Settings, *, run_id, args, beir=None) 
     if report.split == "held-out-generated":
         print(
             "note: no reviewed held-out queries yet; these are generated queries nobody has "
-            "checked, scored against their proposed positive. Judge queries for a real figure."
+            "checked, scored against the passage each was written for. Judge queries for a "
+            "real figure."
         )
     print(f"{'system':<12}" + "".join(f"{m:>12}" for m in METRICS))
     for system, values in report.metrics.items():

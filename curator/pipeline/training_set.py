@@ -250,6 +250,54 @@ def build_examples(
     return examples, dropped
 
 
+# flags that do not keep a query out of a label-free *evaluation*: "inconsistent" means the
+# guide (the base model) does not retrieve the seed, so leaving those out would choose the
+# test queries by one of the models the test compares
+EVAL_KEEPS_FLAGS = frozenset({"inconsistent"})
+
+
+def generated_held_out(
+    records: list[QueryRecord],
+    *,
+    seed: int = DEFAULT_SEED,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    stored_splits: dict[int, str] | None = None,
+) -> list[Example]:
+    """The held-out side of the unreviewed generated queries, for a label-free evaluation.
+
+    In: every parsed query's record, the split seed and fraction, the stored splits. Out:
+    one ``eval`` example per unreviewed query on the held-out side (stored split, else the
+    seed passage's hash, as :func:`build_examples`), whose only relevant passage is its seed
+    passage. A query flagged copy, junk or duplicate is left out; one flagged only
+    ``inconsistent`` stays (see ``EVAL_KEEPS_FLAGS``), so the set is not picked by the
+    base model, and no model's proposal decides what counts as relevant.
+    """
+    stored = stored_splits or {}
+    examples = []
+    for record in records:
+        if record.judgments or set(record.flags) - EVAL_KEEPS_FLAGS:
+            continue
+        split = stored.get(record.query_id) or assign_split(
+            record.seed_passage_id, seed, eval_fraction
+        )
+        if split != "eval":
+            continue
+        examples.append(
+            Example(
+                query_id=record.query_id,
+                seed_passage_id=record.seed_passage_id,
+                task=record.task,
+                query=record.query,
+                positives=[record.seed_passage_id],
+                negatives=[],
+                split="eval",
+                model=record.model,
+                prompt_version=record.prompt_version,
+            )
+        )
+    return examples
+
+
 def training_rows(
     training_set: TrainingSet, split: str = "train", negatives: int = 1, seed: int = 0
 ) -> list[dict[str, str]]:

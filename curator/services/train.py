@@ -38,7 +38,7 @@ from curator.pipeline.training_set import (
 )
 from curator.services.mine import project_slug
 from curator.services.projects import require_project
-from curator.services.training_set import load_training_set
+from curator.services.training_set import load_generated_held_out, load_training_set
 from db import Database
 from db.models import EmbeddingModel, EvaluationResult, Passage, RunStatus, TrainingRun, utcnow
 from trainer.evaluate import METRICS as METRICS  # re-exported for the app
@@ -351,20 +351,21 @@ def held_out_data(
     negatives count as relevant.
 
     Reviewed queries (human or imported judgments) when the held-out side has any. Else,
-    with ``generated_fallback``, the held-out *generated* queries that no stage flagged,
-    with their proposed positive as the relevant passage: a label-free project still gets
-    an evaluation, named ``held-out generated (unreviewed)`` so nobody takes it for a
-    human-checked one.
+    with ``generated_fallback``, the held-out *generated* queries with their seed passage
+    as the relevant one (``load_generated_held_out``: copies, junk and duplicates left out,
+    queries the guide does not retrieve kept, so the base model does not choose the test):
+    a label-free project still gets an evaluation, named ``held-out generated
+    (unreviewed)`` so nobody takes it for a human-checked one.
     """
     training_set = load_training_set(
         database, project, "none", seed=split_seed, eval_fraction=eval_fraction
     )
     held_out, kind = training_set.eval, "held-out"
     if not held_out and generated_fallback:
-        unreviewed = load_training_set(
-            database, project, "all", seed=split_seed, eval_fraction=eval_fraction
+        held_out = load_generated_held_out(
+            database, project, seed=split_seed, eval_fraction=eval_fraction
         )
-        held_out, kind = unreviewed.eval, GENERATED_HELD_OUT
+        kind = GENERATED_HELD_OUT
     project_id = require_project(database, project)
     with database.sessions() as session:
         rows = session.execute(

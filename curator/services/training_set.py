@@ -23,6 +23,7 @@ from curator.pipeline.training_set import (
     QueryRecord,
     TrainingSet,
     build_examples,
+    generated_held_out,
 )
 from curator.services.annotate import effective_judgments
 from curator.services.projects import require_project
@@ -65,13 +66,7 @@ def load_training_set(
     project_id = require_project(database, project)
     with database.sessions() as session:
         records = _query_records(session, project_id)
-        stored = dict(
-            session.execute(
-                select(QuerySplit.query_id, QuerySplit.split)
-                .join(GeneratedQuery, GeneratedQuery.id == QuerySplit.query_id)
-                .where(GeneratedQuery.project_id == project_id, QuerySplit.seed == seed)
-            ).all()
-        )
+        stored = _stored_splits(session, project_id, seed)
         snapshot = _snapshot(session, project_id, records)
     examples, dropped = build_examples(
         list(records.values()),
@@ -97,6 +92,35 @@ def load_training_set(
         project=project,
         snapshot=snapshot,
         dropped=dropped,
+    )
+
+
+def load_generated_held_out(
+    database: Database,
+    project: str,
+    *,
+    seed: int = DEFAULT_SEED,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+) -> list[Example]:
+    """The held-out unreviewed generated queries of ``project`` with their seed passage as
+    the relevant one (rules: :func:`curator.pipeline.training_set.generated_held_out`)."""
+    project_id = require_project(database, project)
+    with database.sessions() as session:
+        records = _query_records(session, project_id)
+        stored = _stored_splits(session, project_id, seed)
+    return generated_held_out(
+        list(records.values()), seed=seed, eval_fraction=eval_fraction, stored_splits=stored
+    )
+
+
+def _stored_splits(session, project_id: int, seed: int) -> dict[int, str]:
+    """query id -> stored split (``train`` / ``eval``) for ``seed``."""
+    return dict(
+        session.execute(
+            select(QuerySplit.query_id, QuerySplit.split)
+            .join(GeneratedQuery, GeneratedQuery.id == QuerySplit.query_id)
+            .where(GeneratedQuery.project_id == project_id, QuerySplit.seed == seed)
+        ).all()
     )
 
 
