@@ -86,6 +86,24 @@ def test_statistics_refresh_mid_ingest_keeps_dedup_and_rollback(
         assert {"project_id", "external_id", "content_hash"} <= set(analyzed)
 
 
+def test_ingest_does_not_wait_for_another_transactions_analyze_lock(
+    database, backend, tmp_path, monkeypatch
+):
+    """While another transaction holds the lock ANALYZE needs (as a concurrent ingest's
+    ANALYZE does until it commits), an ingest skips its statistics refresh after the
+    lock timeout and stores everything instead of waiting or failing."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite has no ANALYZE in the ingest)")
+    monkeypatch.setattr("curator.services.ingest.ANALYZE_FIRST_AT", 4)
+    monkeypatch.setattr("curator.services.ingest.ANALYZE_LOCK_TIMEOUT", "50ms")
+    rows = [{"_id": str(i), "text": f"passage number {i % 12}"} for i in range(20)]
+    with database.engine.connect() as other, other.begin():
+        other.execute(text("LOCK TABLE passages IN SHARE UPDATE EXCLUSIVE MODE"))
+        report = ingest_path(database, "p", jsonl(tmp_path / "a.jsonl", rows), batch_size=3)
+    assert (report.added, report.duplicates, report.errors) == (12, 8, [])
+    assert len(stored(database)) == 12
+
+
 def test_duplicate_id_with_different_text_aborts_and_keeps_earlier_data(database, tmp_path):
     ingest_path(database, "p", jsonl(tmp_path / "a.jsonl", [{"_id": "1", "text": "original"}]))
     bad = jsonl(
