@@ -43,9 +43,10 @@ NAMING_CONVENTION = {
 }
 
 
-# Search structures migration 0007 creates outside the models: SQLite's FTS5 table over
-# the passages (and the shadow tables FTS5 keeps), PostgreSQL's expression index.
-FULL_TEXT_NAMES = ("passages_fts", "ix_passages_fts")
+# Search structures migrations 0007 and 0008 create outside the models: SQLite's FTS5
+# table over the passages (and the shadow tables FTS5 keeps), PostgreSQL's expression
+# index (0007), then its generated tsvector column and that column's GIN index (0008).
+FULL_TEXT_NAMES = ("passages_fts", "ix_passages_fts", "search_vector", "ix_passages_search_vector")
 
 
 def schema_object_filter(name: str | None, type_: str, parent_names: dict) -> bool:

@@ -179,12 +179,13 @@ def passage_page(
     """(total matching, one page of passages) ordered by id; ``search`` matches id/title/text.
 
     A search that is exactly a passage id finds that passage alone. Otherwise a search
-    with words uses the full-text index (SQLite FTS5 or PostgreSQL ``tsvector``, migration
-    0007): the passages whose title or text hold every word. A search without words
-    (punctuation only), or a database without the index, falls back to a substring match
-    of id, title or text (``%`` and ``_`` taken literally). The total of a search stops
-    at ``SEARCH_COUNT_LIMIT + 1`` (it means "more than"); browsing counts everything. A
-    search over ``MAX_SEARCH_CHARS`` raises :class:`~db.limits.TextTooLong`.
+    with words uses the full-text index (SQLite FTS5, migration 0007, or PostgreSQL's
+    ``tsvector`` column, migration 0008): the passages whose title or text hold every
+    word. A search without words (punctuation only), or a database without the index,
+    falls back to a substring match of id, title or text (``%`` and ``_`` taken
+    literally). The total of a search stops at ``SEARCH_COUNT_LIMIT + 1`` (it means "more
+    than"); browsing counts everything. A search over ``MAX_SEARCH_CHARS`` raises
+    :class:`~db.limits.TextTooLong`.
     """
     check_length("the search", search, MAX_SEARCH_CHARS)
     in_project = Passage.project_id == project_id
@@ -207,12 +208,46 @@ def passage_page(
         matched = matched.where(match, in_project).order_by(fts.c.rowid)
         counted = matched.with_only_columns(Passage.id)
     else:
-        matched = select(Passage).where(in_project, _search_condition(search, words, dialect))
-        matched = matched.order_by(Passage.id)
-        counted = matched.with_only_columns(Passage.id)
+        condition = _search_condition(session, search, words, dialect)
+        if words and dialect == "postgresql":
+            return _postgres_words_page(session, in_project, condition, offset, limit)
+        matched = select(Passage).where(in_project, condition).order_by(Passage.id)
+        counted = select(Passage.id).where(in_project, condition)  # any order: a count
     counted = counted.limit(SEARCH_COUNT_LIMIT + 1).subquery()
     total = int(session.scalar(select(func.count()).select_from(counted)) or 0)
     return total, _page(session, matched, offset, limit)
+
+
+def _postgres_words_page(
+    session: Session, in_project, condition, offset: int, limit: int
+) -> tuple[int, list[Passage]]:
+    """(total up to ``SEARCH_COUNT_LIMIT + 1``, one page by id) of a PostgreSQL full-text
+    search, by plans that do not hang on the planner's guess of how common the words are.
+
+    The ids of up to ``SEARCH_COUNT_LIMIT + 1`` matches are read in any order (the GIN
+    index or a scan that stops early). When that is all of them, the page is cut from
+    those ids, sorted here, and read by primary key. When there are more, matches are
+    dense enough that walking the primary key in order and testing each row finds a page
+    soon, so bitmap scans are turned off for that one query: otherwise a plan that fetches
+    and sorts every match (half a million rows for a common word on a million passages)
+    may be chosen."""
+    found = session.scalars(
+        select(Passage.id).where(in_project, condition).limit(SEARCH_COUNT_LIMIT + 1)
+    ).all()
+    if len(found) <= SEARCH_COUNT_LIMIT:
+        page_ids = sorted(found)[offset : offset + limit]
+        if not page_ids:
+            return len(found), []
+        rows = session.scalars(
+            select(Passage).where(Passage.id.in_(page_ids)).order_by(Passage.id)
+        ).all()
+        return len(found), list(rows)
+    matched = select(Passage).where(in_project, condition).order_by(Passage.id)
+    session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    try:
+        return len(found), _page(session, matched, offset, limit)
+    finally:
+        session.execute(text("RESET enable_bitmapscan"))
 
 
 def _page(session: Session, statement, offset: int, limit: int) -> list[Passage]:
@@ -220,20 +255,39 @@ def _page(session: Session, statement, offset: int, limit: int) -> list[Passage]
     return list(session.scalars(statement.offset(offset).limit(limit)))
 
 
-def _search_condition(search: str, words: list[str], dialect: str):
-    """The WHERE clause of a search without FTS5: PostgreSQL's full-text match for words,
-    else a substring match of id, title or text with ``%``, ``_`` and ``\\`` escaped."""
+def _search_condition(session: Session, search: str, words: list[str], dialect: str):
+    """The WHERE clause of a search without FTS5: PostgreSQL's full-text match for words
+    (on the stored ``search_vector`` column of migration 0008, else on the expression 0007
+    indexes), else a substring match of id, title or text with ``%``, ``_`` and ``\\``
+    escaped."""
     if words and dialect == "postgresql":
-        return text(
-            "to_tsvector('simple'::regconfig, coalesce(passages.title, '') || ' ' || "
-            "passages.text) @@ plainto_tsquery('simple'::regconfig, :words)"
-        ).bindparams(words=" ".join(words))
+        if _has_search_vector(session):
+            vector = "passages.search_vector"
+        else:
+            vector = (
+                "to_tsvector('simple'::regconfig, coalesce(passages.title, '') || ' ' || "
+                "passages.text)"
+            )
+        return text(f"{vector} @@ plainto_tsquery('simple'::regconfig, :words)").bindparams(
+            words=" ".join(words)
+        )
     pattern = f"%{escape_like(search)}%"
     return or_(
         Passage.external_id.ilike(pattern, escape="\\"),
         Passage.title.ilike(pattern, escape="\\"),
         Passage.text.ilike(pattern, escape="\\"),
     )
+
+
+def _has_search_vector(session: Session) -> bool:
+    """Whether PostgreSQL's ``passages`` table has migration 0008's ``search_vector``."""
+    found = session.scalar(
+        text(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('passages') "
+            "AND attname = 'search_vector' AND NOT attisdropped"
+        )
+    )
+    return found is not None
 
 
 def _has_table(session: Session, name: str) -> bool:

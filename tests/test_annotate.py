@@ -17,7 +17,7 @@ from curator.services.annotate import (
     record_judgment,
     undo_last,
 )
-from db.models import Judgment, JudgmentPassage, Passage
+from db.models import Judgment, JudgmentPassage, Passage, ProposedLabel, Provenance
 
 DOCS = toy_docs("tea", "greentea", "coffee", "mars", "rust")
 
@@ -191,6 +191,35 @@ def test_queues(project):
     assert low in (q1, q2, q3)
     undo_last(project.db, "ann", project="p")
     assert next_query(project.db, "p", "ann", "judged_by_me") is None
+
+
+def test_positive_changed_and_low_confidence_follow_the_latest_llm_positive(project):
+    """A later rerank's positive replaces the earlier one in both queues: q1 leaves
+    "positive changed" when its newest LLM positive is the seed, q2 enters it, and the
+    newest confidences order "low confidence"."""
+    from curator.services.annotate import queue_position
+
+    q1, q2, q3 = project.queries
+    assert next_query(project.db, "p", "ann", "positive_changed") == q1
+    later = [(q1, False, 0.9), (q2, True, 0.05), (q3, False, 0.5)]
+    with project.db.sessions() as session:
+        for query_id, differs, confidence in later:
+            session.add(
+                ProposedLabel(
+                    query_id=query_id,
+                    passage_id=project.p["coffee"],
+                    label="positive",
+                    provenance=Provenance.LLM.value,
+                    confidence=confidence,
+                    differs_from_seed=differs,
+                )
+            )
+        session.commit()
+    assert next_query(project.db, "p", "ann", "positive_changed") == q2
+    assert queue_position(project.db, "p", "ann", "positive_changed", q2) == (1, 1)
+    assert next_query(project.db, "p", "ann", "low_confidence") == q2
+    assert next_query(project.db, "p", "ann", "low_confidence", after=q2) == q3
+    assert queue_position(project.db, "p", "ann", "low_confidence", q3) == (2, 3)
 
 
 def test_twenty_concurrent_annotators_lose_nothing(project):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import write
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from curator.pipeline.chunking import ChunkingConfig
 from curator.pipeline.readers import IngestError
@@ -59,6 +59,49 @@ def test_batches_see_each_other(database, tmp_path):
     rows = [{"_id": str(i), "text": f"text {i % 7}"} for i in range(50)]
     report = ingest_path(database, "p", jsonl(tmp_path / "c.jsonl", rows), batch_size=3)
     assert (report.added, report.duplicates) == (7, 43)
+
+
+def test_statistics_refresh_mid_ingest_keeps_dedup_and_rollback(
+    database, backend, tmp_path, monkeypatch
+):
+    """The ingest ANALYZEs ``passages`` inside its transaction on PostgreSQL (at 4 added
+    rows here, then 8, 16): duplicates, unchanged ids and a late id conflict are still
+    told apart after it, the conflict still rolls the whole file back, and a clean file
+    leaves the planner statistics behind."""
+    monkeypatch.setattr("curator.services.ingest.ANALYZE_FIRST_AT", 4)
+    first = [{"_id": str(i), "text": f"passage number {i}"} for i in range(10)]
+    ingest_path(database, "p", jsonl(tmp_path / "a.jsonl", first), batch_size=3)
+    rows = first[:5] + [{"_id": f"n{i}", "text": f"passage number {i % 15}"} for i in range(30)]
+    report = ingest_path(database, "p", jsonl(tmp_path / "b.jsonl", rows), batch_size=3)
+    assert (report.unchanged, report.duplicates, report.added) == (5, 25, 5)  # n10..n14
+    late_conflict = [*rows, {"_id": "3", "text": "changed text"}]
+    with pytest.raises(IngestAborted, match="already stored with different text"):
+        ingest_path(database, "p", jsonl(tmp_path / "c.jsonl", late_conflict), batch_size=3)
+    assert len(stored(database)) == 15
+    if backend == "postgresql":
+        with database.sessions() as session:
+            analyzed = session.scalars(
+                text("SELECT attname FROM pg_stats WHERE tablename = 'passages'")
+            ).all()
+        assert {"project_id", "external_id", "content_hash"} <= set(analyzed)
+
+
+def test_ingest_does_not_wait_for_another_transactions_analyze_lock(
+    database, backend, tmp_path, monkeypatch
+):
+    """While another transaction holds the lock ANALYZE needs (as a concurrent ingest's
+    ANALYZE does until it commits), an ingest skips its statistics refresh after the
+    lock timeout and stores everything instead of waiting or failing."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite has no ANALYZE in the ingest)")
+    monkeypatch.setattr("curator.services.ingest.ANALYZE_FIRST_AT", 4)
+    monkeypatch.setattr("curator.services.ingest.ANALYZE_LOCK_TIMEOUT", "50ms")
+    rows = [{"_id": str(i), "text": f"passage number {i % 12}"} for i in range(20)]
+    with database.engine.connect() as other, other.begin():
+        other.execute(text("LOCK TABLE passages IN SHARE UPDATE EXCLUSIVE MODE"))
+        report = ingest_path(database, "p", jsonl(tmp_path / "a.jsonl", rows), batch_size=3)
+    assert (report.added, report.duplicates, report.errors) == (12, 8, [])
+    assert len(stored(database)) == 12
 
 
 def test_duplicate_id_with_different_text_aborts_and_keeps_earlier_data(database, tmp_path):

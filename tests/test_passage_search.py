@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import write
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 
 import db.queries
 from curator.services.ingest import ingest_path
@@ -82,6 +82,44 @@ def test_upgrading_indexes_the_passages_already_stored(db_path, tmp_path):
     database.downgrade("0006")
     assert search(database, "orchard") == (1, ["a1"])  # no index: the fallback again
     database.dispose()
+
+
+def test_upgrade_and_downgrade_keep_search_working_on_either_database(database_url, tmp_path):
+    """0006 -> head -> 0007 -> 0006 -> head on the same passages, on SQLite and PostgreSQL:
+    the same answers at every step (0008 moves PostgreSQL's index to a stored column)."""
+    database = open_database(database_url, upgrade=False)
+    database.upgrade("0006")
+    ingest_docs(database, tmp_path)  # stored before any full-text index exists
+    for revision in ("head", "0007", "0006", "head"):
+        if revision == "head":
+            database.upgrade()
+        else:
+            database.downgrade(revision)
+        assert search(database, "orchard") == (1, ["a1"]), revision
+        assert search(database, "apples") == (2, ["a1", "a2"]), revision
+    database.dispose()
+
+
+def test_postgres_searches_the_stored_column_with_its_index(database, backend, tmp_path):
+    """On PostgreSQL (migration 0008) the words are matched against ``search_vector``
+    through its GIN index, not a tsvector computed per row; the answers equal SQLite's."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite searches FTS5)")
+    ingest_docs(database, tmp_path)
+    assert search(database, "apples") == (2, ["a1", "a2"])
+    with database.sessions() as session:
+        stored = session.scalar(
+            select(text("search_vector::text"))
+            .select_from(Passage)
+            .where(Passage.external_id == "a1")
+        )
+        assert "'orchard'" in stored and "'apples'" in stored
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # a 6-row table: force it
+        condition = db.queries._search_condition(session, "apples", ["apples"], "postgresql")
+        statement = select(Passage.id).where(condition)
+        compiled = statement.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+        plan = "\n".join(session.scalars(text(f"EXPLAIN {compiled}")))
+    assert "ix_passages_search_vector" in plan and "to_tsvector" not in plan
 
 
 def test_search_counts_stop_at_the_limit(database, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import case, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from curator.services.projects import require_project
 from db import Database
@@ -455,17 +455,21 @@ def _queue_statement(
             GeneratedQuery.id.not_in(select(judged.c.query_id).where(judged.c.annotator_id == who)),
         )
     elif queue in ("positive_changed", "low_confidence"):
-        positive = (
-            select(ProposedLabel.query_id, func.max(ProposedLabel.id).label("label_id"))
+        # the query's latest LLM positive, looked up per query through the index on
+        # (provenance, label, query_id): a join to a grouped subquery was answered, on
+        # PostgreSQL before autovacuum had analysed freshly written proposed_labels, by
+        # re-grouping every label for each query (8.6 s on 10,000 queries against 30 ms)
+        other = aliased(ProposedLabel)
+        latest = (
+            select(func.max(other.id))
             .where(
-                ProposedLabel.label == "positive", ProposedLabel.provenance == Provenance.LLM.value
+                other.query_id == GeneratedQuery.id,
+                other.label == "positive",
+                other.provenance == Provenance.LLM.value,
             )
-            .group_by(ProposedLabel.query_id)
-            .subquery()
+            .scalar_subquery()
         )
-        statement = statement.join(positive, positive.c.query_id == GeneratedQuery.id).join(
-            ProposedLabel, ProposedLabel.id == positive.c.label_id
-        )
+        statement = statement.join(ProposedLabel, ProposedLabel.id == latest)
         if queue == "positive_changed":
             statement = statement.where(ProposedLabel.differs_from_seed.is_(True))
         else:
