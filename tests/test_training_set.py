@@ -9,12 +9,17 @@ from conftest import mine_small_project, toy_docs
 from sqlalchemy import select
 
 from curator.pipeline.training_set import (
+    Example,
     JudgmentRecord,
+    PassageRecord,
     QueryRecord,
+    TrainingSet,
     assign_split,
     build_examples,
     generated_held_out,
+    margin_mse_rows,
     resolve_example,
+    teacher_scale,
     training_rows,
 )
 from curator.services.annotate import record_judgment, undo_last
@@ -99,6 +104,45 @@ def test_label_free_held_out_keeps_queries_the_guide_misses_and_scores_the_seed(
         r.query_id for r in records[:2] if assign_split(r.seed_passage_id, 7, 0.5) == "eval"
     ]
     assert [e.query_id for e in by_hash] == expected
+
+
+def scored_set(margins: list[tuple[float, float]]) -> TrainingSet:
+    """A set of one-positive, one-negative examples; (guide margin, QL margin) each."""
+    examples = []
+    for i, (guide, ql) in enumerate(margins):
+        positive, negative = 2 * i, 2 * i + 1
+        examples.append(
+            Example(
+                query_id=i,
+                seed_passage_id=positive,
+                task="t",
+                query=f"q{i}",
+                positives=[positive],
+                negatives=[negative],
+                guide_scores={positive: 0.5 + guide, negative: 0.5},
+                llm_scores={positive: -20.0 + ql, negative: -20.0},
+            )
+        )
+    passages = {
+        p: PassageRecord(p, f"p{p}", "", f"text {p}")
+        for i in range(len(margins))
+        for p in (2 * i, 2 * i + 1)
+    }
+    return TrainingSet(examples, passages, "all", 13, 0.2, 0.5)
+
+
+def test_query_likelihood_margins_are_put_on_the_guides_cosine_scale():
+    training_set = scored_set([(0.2, 10.0), (0.4, 30.0)])  # guide sd 0.1, QL sd 10
+    scale = teacher_scale(training_set, "ql")
+    assert scale == pytest.approx(0.01)
+    rows, left_out = margin_mse_rows(training_set, "train", 1, "ql", scale)
+    assert left_out == 0
+    assert [r["label"] for r in rows] == [pytest.approx([0.1]), pytest.approx([0.3])]
+    raw, _ = margin_mse_rows(training_set, "train", 1, "ql")
+    assert [r["label"] for r in raw] == [pytest.approx([10.0]), pytest.approx([30.0])]
+    assert teacher_scale(training_set, "guide") == 1.0
+    assert teacher_scale(scored_set([(0.2, 10.0)]), "ql") == 1.0  # one pair: no spread
+    assert teacher_scale(training_set, "ql", split="eval") == 1.0  # no pair on that side
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ use these rules.
 from __future__ import annotations
 
 import hashlib
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,12 +368,46 @@ def teacher_scores(example: Example, source: str | None) -> dict[int, float]:
     return {}
 
 
+def teacher_scale(training_set: TrainingSet, source: str | None, split: str = "train") -> float:
+    """The factor that puts ``source``'s score margins on the guide's cosine scale.
+
+    In: the set (with scores loaded) and the teacher. Out: the standard deviation of the
+    guide's (positive - negative) margins over the split's pairs that both scored, divided
+    by that of the teacher's margins on the same pairs; 1.0 for the guide itself, or with
+    fewer than two such pairs or no spread. Query likelihoods are sums of log-probabilities
+    (tens of nats apart) while a normalised student's margins stay within [-2, 2]: trained
+    on raw QL margins, MarginMSE pulls every pair apart as far as it can and the retriever
+    collapses (SciFact train nDCG@10 0.660 -> 0.528, README)."""
+    if source in (None, "guide"):
+        return 1.0
+    guide_margins, teacher_margins = [], []
+    for example in training_set.examples:
+        if example.split != split:
+            continue
+        scores, guide = teacher_scores(example, source), example.guide_scores
+        for positive in example.positives:
+            for negative in example.negatives:
+                pair = (positive, negative)
+                if all(p in scores and p in guide for p in pair):
+                    teacher_margins.append(scores[positive] - scores[negative])
+                    guide_margins.append(guide[positive] - guide[negative])
+    if len(teacher_margins) < 2:
+        return 1.0
+    spread = statistics.pstdev(teacher_margins)
+    return statistics.pstdev(guide_margins) / spread if spread > 0 else 1.0
+
+
 def margin_mse_rows(
-    training_set: TrainingSet, split: str, negatives: int, source: str | None
+    training_set: TrainingSet,
+    split: str,
+    negatives: int,
+    source: str | None,
+    scale: float = 1.0,
 ) -> tuple[list[dict[str, Any]], int]:
     """MarginMSE rows of ``split`` (``anchor``, ``positive``, ``negative_1..n``, ``label``
-    = [score(positive) - score(negative_i)] from ``source``) and how many (example,
-    positive) pairs were left out for want of ``negatives`` scored hard negatives."""
+    = [scale * (score(positive) - score(negative_i))] from ``source``; ``scale`` from
+    :func:`teacher_scale` for training) and how many (example, positive) pairs were left
+    out for want of ``negatives`` scored hard negatives."""
     rows: list[dict[str, Any]] = []
     left_out = 0
     for example in training_set.examples:
@@ -390,6 +425,6 @@ def margin_mse_rows(
             }
             for i, negative in enumerate(scored, start=1):
                 row[f"negative_{i}"] = training_set.text(example, negative)
-            row["label"] = [scores[positive] - scores[n] for n in scored]
+            row["label"] = [scale * (scores[positive] - scores[n]) for n in scored]
             rows.append(row)
     return rows, left_out

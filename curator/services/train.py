@@ -34,6 +34,7 @@ from curator.pipeline.training_set import (
     TrainingSet,
     choose_score_source,
     margin_mse_rows,
+    teacher_scale,
     training_rows,
 )
 from curator.services.mine import project_slug
@@ -131,7 +132,8 @@ def train_project(
     )
     if settings.loss == "margin_mse":
         source = choose_score_source(training_set)
-        rows, _ = margin_mse_rows(training_set, "train", settings.negatives, source)
+        scale = teacher_scale(training_set, source)
+        rows, _ = margin_mse_rows(training_set, "train", settings.negatives, source, scale)
     else:
         rows = training_rows(training_set, "train", settings.negatives, seed=settings.seed)
     if len(rows) < 2:
