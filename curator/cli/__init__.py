@@ -68,6 +68,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         wait=not args.no_wait,
         on_wait=waiting,
     ) as handle:
+        args.job = handle  # its stages write their progress to the job's row
         handle.exit_code = args.func(args, settings)
         return handle.exit_code
 
@@ -76,7 +77,7 @@ def _job_params(args: argparse.Namespace) -> dict:
     """The command's options as JSON values, for its row in the jobs table."""
     params = {}
     for name, value in vars(args).items():
-        if name in ("func", "heavy_job", "verbose", "db", "data_dir") or callable(value):
+        if name in ("func", "heavy_job", "job", "verbose", "db", "data_dir") or callable(value):
             continue
         if isinstance(value, Path):
             value = str(value)

@@ -53,6 +53,29 @@ def options_from_args(cls: type, args: argparse.Namespace, names: str, **values:
     return cls(**{name: getattr(args, name) for name in names.split()}, **values)
 
 
+def job_progress(args: argparse.Namespace, also=None):
+    """A :class:`curator.services.jobs.JobProgress` on the row of the job the command runs
+    as (``args.job``, the :class:`curator.services.jobs.CliJob` that
+    ``curator.cli._run_command`` sets): done, total and message, at most once a second and
+    at each start and finish, so ``curator jobs`` and the app's Jobs panel show how far it
+    is; ``also`` gets every call too. None when the command runs outside a job."""
+    job = getattr(args, "job", None)
+    if job is None or job.database is None:
+        return None
+    from curator.services.jobs import CLI_PROGRESS_SECONDS, JobProgress
+
+    return JobProgress(job.database, job.job_id, also=also, interval=CLI_PROGRESS_SECONDS)
+
+
+def cli_progress(args: argparse.Namespace):
+    """The progress a CLI stage reports to: a tqdm bar on stderr, and the job's row
+    (:func:`job_progress`) when the command runs as a job."""
+    from curator.progress import TqdmProgress
+
+    bar = TqdmProgress()
+    return job_progress(args, also=bar) or bar
+
+
 def add_llm_options(command: argparse.ArgumentParser, *, model_help: str | None = None) -> None:
     """The LLM a command calls: ``--model``, ``--api-base``, ``--api-key`` (generate, rerank)."""
     command.add_argument("--model", default="local/gemma3-270m", help=model_help)
