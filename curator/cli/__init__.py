@@ -17,7 +17,7 @@ from pathlib import Path
 
 from curator import __version__
 from curator.cli import corpus, pipeline, server, training
-from curator.cli.common import _open
+from curator.cli.common import _open, check_model_names
 from curator.config import Settings, resolve_settings
 
 
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(level)
     settings = resolve_settings(args.data_dir, args.db, args.project)
     try:
+        check_model_names(args)  # before anything is stored
         return _run_command(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -12,6 +12,13 @@ from typing import Any
 from curator.config import Settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
+#: the options that name a model (argparse dest -> option), checked by ``check_model_names``
+MODEL_OPTIONS = {
+    "model": "--model",
+    "guide": "--guide",
+    "base_model": "--base-model",
+    "allow_model": "--allow-model",
+}
 
 
 def _open(settings: Settings):
@@ -43,6 +50,20 @@ def add_command(
     if job is not None:
         add_job_options(command, job)
     return command
+
+
+def check_model_names(args: argparse.Namespace) -> None:
+    """Refuse a model name over ``db.limits.MAX_MODEL_CHARS`` (the model columns' size)
+    given to any of ``MODEL_OPTIONS``, before the command opens the database or records a
+    job: :class:`db.limits.TextTooLong` (a ``ValueError``; the CLI prints it in one line and
+    exits 2) naming the option, the length and the limit."""
+    from db.limits import MAX_MODEL_CHARS, check_length
+
+    for name, option in MODEL_OPTIONS.items():
+        value = getattr(args, name, None)
+        for given in value if isinstance(value, list) else [value]:
+            if isinstance(given, str):
+                check_length(f"the model name given to {option}", given, MAX_MODEL_CHARS)
 
 
 def options_from_args(cls: type, args: argparse.Namespace, names: str, **values: Any):
