@@ -7,7 +7,7 @@ job's row, reporting progress and the waiting position, and returns the Markdown
 button showed before. A worker that crashes or is killed fails its job; the app goes on.
 
 The plain functions here take and return plain values (testable without a browser);
-``build_jobs_panel`` alone imports gradio: a status line that follows the running and
+``build_jobs_panel`` wires them: a status line that follows the running and
 waiting jobs (CLI jobs included), a table of recent jobs, refreshed by a ``gr.Timer``, and
 a Cancel button for a queued or running job (:func:`cancel_job`, admins only).
 """
@@ -18,6 +18,8 @@ import html
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import gradio as gr
 
 from curator.services import Database
 from curator.services.jobs import (
@@ -235,7 +237,9 @@ def cancel_message(database: Database, data_dir: Path | str, job_id: float | str
     return html.escape(f"Job #{number} {ended.kind} ({ended.origin}): {ended.status}.")
 
 
-def cancel_job(ctx: Context, job_id: float | str | None, request=None) -> tuple[str, str, list]:
+def cancel_job(
+    ctx: Context, job_id: float | str | None, request: gr.Request = None
+) -> tuple[str, str, list]:
     """The Jobs panel's Cancel button: admins only (``gr.Error`` for anyone else, before
     anything changes), then :func:`cancel_message`. Returns (its Markdown, the status
     line, the table of jobs)."""
@@ -249,8 +253,6 @@ def build_jobs_panel(ctx: Context):
     Cancel row (a job number and a button; hidden under ``--login`` until an admin logs
     in) (call inside the caller's Blocks). Returns (status Markdown, table, timer, the
     Cancel row)."""
-    import gradio as gr
-
     database, data_dir = ctx.database, ctx.data_dir
     status = gr.Markdown(jobs_status(database, data_dir), elem_id="jobs-status")
     with gr.Accordion("Jobs (one heavy job at a time per data folder)", open=False):
@@ -266,14 +268,8 @@ def build_jobs_panel(ctx: Context):
         show_progress="hidden",
         queue=False,
     )
-
-    def on_cancel(job_id, request):
-        return cancel_job(ctx, job_id, request)
-
-    # a real annotation (gradio is imported here only), so Gradio fills in the request
-    on_cancel.__annotations__ = {"request": gr.Request}
     button.click(
-        on_cancel,
+        bind(cancel_job, ctx),
         inputs=[number],
         outputs=[outcome, status, table],
         api_name="cancel_job",
