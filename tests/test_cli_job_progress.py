@@ -1,6 +1,6 @@
 """A CLI stage writes its progress into its job row (what `curator jobs` and the app's Jobs
 panel read) while its tqdm bar still runs: real SQLite, the real `curator` command, a real
-local OpenAI-compatible HTTP server for generate."""
+local OpenAI-compatible HTTP server for generate, the packaged guide model for mine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from conftest import write
+from conftest import TOY_DOCS, TOY_QUERIES, add_queries, write
 from test_remote_provider import Server
 
 import curator.services.jobs as jobs
@@ -112,3 +112,21 @@ def test_cli_progress_writes_are_throttled(tmp_path, monkeypatch):
     assert len(writes) in (2, 3)  # start, finish, perhaps one if a second passed
     assert get_job(database, job_id).progress_done == 1000
     database.dispose()
+
+
+def test_cli_mine_writes_its_progress_into_its_job_row(tmp_path, rows_seen):
+    docs = [{"_id": i, "title": t, "text": x} for i, t, x in TOY_DOCS]
+    path = write(tmp_path / "toy.jsonl", "\n".join(json.dumps(d) for d in docs) + "\n")
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main([*data, "ingest", str(path)]) == 0
+    database = open_database(sqlite_url(tmp_path / "data" / "curator.db"))
+    add_queries(database, "default", TOY_QUERIES)
+    database.dispose()
+    rows_seen.clear()
+    assert main([*data, "mine", "--top-n", "5"]) == 0
+    # the guide encodes the 10 passages, then the 8 queries are mined
+    mined = [row for row in rows_seen if row[3] == "mine"]
+    assert mined and mined[-1][1:3] == (8, 8)
+    assert any(row[3].startswith("encode") and row[2] == 10 for row in rows_seen)
+    job = the_job(tmp_path)
+    assert (job.kind, job.status, job.progress_done, job.progress_total) == ("mine", "done", 8, 8)
