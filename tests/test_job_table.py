@@ -332,3 +332,49 @@ def test_the_served_app_answers_while_its_generate_worker_is_killed(tmp_path, da
         assert again.startswith("generated "), again
     assert count_queries(db) == 8 > before
     assert [j.status for j in list_jobs(db)] == ["done", "failed"]
+
+
+def test_the_jobs_panels_cancel_button_cancels_a_waiting_job(tmp_path, data_dir, db):
+    from types import SimpleNamespace
+
+    from curator.services.auth import set_password
+
+    set_password(db, "boss", "boss-password", role="admin")
+    ctx = Context(db, "p", data_dir, login=True)
+    boss = SimpleNamespace(username="boss")
+    path = corpus(tmp_path / "a.jsonl", 2)
+    with cli_job(db, "p", "mine", {}, data_dir) as running:
+        job = submit(db, "p", "ingest", {"path": str(path)}, data_dir)
+        message, status, table = jobs_panel.cancel_job(ctx, job.id, boss)
+        assert message == f"Job #{job.id} ingest (app): cancelled."
+        assert f"#{job.id} ingest" not in status  # no longer waiting
+        assert [f"#{job.id}", "ingest", "cancelled", "app"] == table[0][:4]
+        again = jobs_panel.cancel_job(ctx, job.id, boss)[0]
+        assert "already ended (cancelled)" in again
+        assert "no job #999" in jobs_panel.cancel_job(ctx, 999, boss)[0]
+        assert "give the number" in jobs_panel.cancel_job(ctx, None, boss)[0]
+        assert get_job(db, running.job_id).status == "running"  # only the one asked for
+    wait_until(lambda: not Path(f"/proc/{job.pid}").exists(), 30, "the worker to exit")
+    assert get_job(db, job.id).status == "cancelled"
+    with db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Passage)) == 0
+
+
+def test_an_annotator_cannot_cancel_a_job(data_dir, db):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from curator.services.auth import set_password
+
+    set_password(db, "ann", "ann-password")
+    queued = create_job(db, "p", "generate", {}, data_dir, origin="app")
+    for ctx, who in (
+        (Context(db, "p", data_dir, login=True), SimpleNamespace(username="ann")),
+        (Context(db, "p", data_dir, login=True), None),  # no login name at all
+    ):
+        with pytest.raises(gr.Error, match="cancelling a job is for admins"):
+            jobs_panel.cancel_job(ctx, queued, who)
+    assert get_job(db, queued).status == "queued"
+    # without --login the one local user may
+    assert jobs_panel.cancel_job(Context(db, "p", data_dir), queued)[0].endswith("cancelled.")

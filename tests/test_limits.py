@@ -106,3 +106,41 @@ def test_provider_errors_are_one_line():
     assert "\n" not in str(error) and "Traceback" not in str(error)
     assert "Failed to load model" in str(error)
     assert one_line("x" * 2000).endswith("…") and len(one_line("x" * 2000)) == 500
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["generate", "--model"],
+        ["rerank", "--model"],
+        ["mine", "--guide"],
+        ["train", "--base-model"],
+        ["eval", "--base-model"],
+        ["init", "--allow-model"],
+    ],
+)
+def test_a_model_name_over_the_limit_is_refused_by_the_cli(tmp_path, capsys, command):
+    from curator.cli import main
+    from curator.llm.client import MAX_MODEL_CHARS as LLM_LIMIT
+    from db.limits import MAX_MODEL_CHARS
+
+    assert MAX_MODEL_CHARS == LLM_LIMIT == 300  # the model columns hold 300 characters
+    data = tmp_path / "data"
+    data.mkdir()
+    code = main(["--data-dir", str(data), *command, "local/" + "m" * (MAX_MODEL_CHARS - 5)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"error: the model name given to {command[1]} is 301 characters long; "
+        "at most 300 are allowed"
+    ]
+    assert list(data.iterdir()) == []  # no database, no job row, nothing stored
+
+
+def test_a_model_name_at_the_limit_passes_the_cli_check(tmp_path, capsys):
+    from curator.cli import main
+
+    data = tmp_path / "data"
+    name = "openai/" + "m" * 293  # 300 characters: allowed, and stored as given
+    assert main(["--data-dir", str(data), "init", "--allow-model", name]) == 0
+    assert name in capsys.readouterr().out

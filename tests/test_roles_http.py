@@ -69,6 +69,7 @@ def test_an_annotators_pipeline_training_export_and_ingest_calls_are_refused(tea
         ),
         "export": lambda: annotator.predict("beir", "all", 3, api_name="/export"),
         "the model comparison": lambda: annotator.predict("tea", None, api_name="/compare"),
+        "cancelling a job": lambda: annotator.predict(1, api_name="/cancel_job"),
     }
     for action, call in calls.items():
         assert f"{action} is for admins" in refused(call)
@@ -96,6 +97,9 @@ def test_an_admin_runs_what_an_annotator_may_not(team):
     message, path = admin.predict("beir", "all", 3, api_name="/export")
     assert "exported beir" in message and path
     assert (data_dir / "exports").is_dir()
+    # the Jobs panel's Cancel button knows the admin (the export job has ended by now)
+    shown = admin.predict(1, api_name="/cancel_job")[0]
+    assert "Not cancelled: job #1 export already ended (done)" in shown
 
 
 def test_models_come_from_the_allow_list(team):
@@ -133,8 +137,9 @@ def test_tabs_for_the_role(team):
         data = json.loads(stream.split("data:", 1)[1].split("\n", 1)[0])
         return [update.get("visible") for update in data]
 
-    assert shown(ANN) == [False, False, False]
-    assert shown(BOSS) == [True, True, True]
+    # Pipeline, Fine-tune, Export and the Jobs panel's Cancel row
+    assert shown(ANN) == [False, False, False, False]
+    assert shown(BOSS) == [True, True, True, True]
 
 
 def _login(url: str, name: str, password: str) -> tuple[bool, float]:

@@ -233,6 +233,11 @@ def test_cli_train_then_eval(judged, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "training run 1:" in out and "fine-tuned" in out and "ndcg@10" in out
+    from curator.services.jobs import list_jobs
+
+    [job] = list_jobs(judged.db, limit=1)
+    assert (job.kind, job.status, job.progress_done, job.progress_total) == ("train", "done", 2, 2)
+    assert job.message.startswith("fine-tune (loss ")  # what `curator jobs` shows while it runs
     code = main([*common, "eval", "--eval-fraction", "0.3"])
     out, _ = capsys.readouterr()
     assert code == 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from curator import __version__
 from curator.cli import corpus, pipeline, server, training
-from curator.cli.common import _open
+from curator.cli.common import _open, check_model_names
 from curator.config import Settings, resolve_settings
 
 
@@ -68,6 +68,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         wait=not args.no_wait,
         on_wait=waiting,
     ) as handle:
+        args.job = handle  # its stages write their progress to the job's row
         handle.exit_code = args.func(args, settings)
         return handle.exit_code
 
@@ -76,7 +77,7 @@ def _job_params(args: argparse.Namespace) -> dict:
     """The command's options as JSON values, for its row in the jobs table."""
     params = {}
     for name, value in vars(args).items():
-        if name in ("func", "heavy_job", "verbose", "db", "data_dir") or callable(value):
+        if name in ("func", "heavy_job", "job", "verbose", "db", "data_dir") or callable(value):
             continue
         if isinstance(value, Path):
             value = str(value)
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(level)
     settings = resolve_settings(args.data_dir, args.db, args.project)
     try:
+        check_model_names(args)  # before anything is stored
         return _run_command(args, settings)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

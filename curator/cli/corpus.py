@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from curator.cli.common import _open, add_command, options_from_args
+from curator.cli.common import _open, add_command, cli_progress, options_from_args
 from curator.config import Settings
 from curator.pipeline.export import FORMATS as EXPORT_FORMATS
 from curator.pipeline.training_set import (
@@ -46,7 +46,6 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """
     from curator.pipeline.chunking import ChunkingConfig
     from curator.pipeline.readers import FieldMap, IngestError
-    from curator.progress import TqdmProgress
     from curator.services.ingest import IngestAborted, ingest_path
 
     chunking = ChunkingConfig(args.chunk_words, args.chunk_overlap) if args.chunk else None
@@ -64,7 +63,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                 chunking=chunking,
                 on_error=args.on_error,
                 encoding=args.encoding,
-                progress=TqdmProgress(),
+                progress=cli_progress(args),
             )
         except (IngestAborted, IngestError) as exc:
             print(f"error: {exc}", file=sys.stderr)

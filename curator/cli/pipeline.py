@@ -8,7 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from curator.cli.common import _open, add_command, add_llm_options, options_from_args
+from curator.cli.common import (
+    _open,
+    add_command,
+    add_llm_options,
+    cli_progress,
+    options_from_args,
+)
 from curator.config import Settings
 
 
@@ -38,7 +44,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         use_curated=not args.no_curated_examples,
     )
     client = open_llm(settings.data_dir, llm, threads=args.threads, use_cache=not args.no_cache)
-    report = _run_llm_stage(generate_queries, settings, client, options, GenerationFailed)
+    report = _run_llm_stage(
+        generate_queries, settings, client, options, GenerationFailed, cli_progress(args)
+    )
     if report is None:
         return 1
     usage = report.usage
@@ -70,7 +78,6 @@ def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
     negatives that pass the false-negative guard. Passage embeddings are cached on disk;
     runs resume.
     """
-    from curator.progress import TqdmProgress
     from curator.retrieval.guide import GuideSettings
     from curator.services.mine import MineOptions, mine_candidates
 
@@ -88,7 +95,7 @@ def cmd_mine(args: argparse.Namespace, settings: Settings) -> int:
         consistency_k=args.consistency_k or None,
     )
     report = mine_candidates(
-        _open(settings), settings.project, settings.data_dir, options, progress=TqdmProgress()
+        _open(settings), settings.project, settings.data_dir, options, progress=cli_progress(args)
     )
     print(report.summary())
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
@@ -147,18 +154,16 @@ def cmd_rerank(args: argparse.Namespace, settings: Settings) -> int:
     # the app's Rerank button uses the same settings (one reply-cache key per action)
     llm = rerank_llm_settings(args.model, args.api_base, timeout=args.timeout, api_key=args.api_key)
     client = open_llm(settings.data_dir, llm, threads=args.threads)
-    report = _run_llm_stage(rerank_queries, settings, client, options, LLMError)
+    report = _run_llm_stage(rerank_queries, settings, client, options, LLMError, cli_progress(args))
     return 1 if report is None else 0
 
 
-def _run_llm_stage(stage, settings: Settings, client, options, failure: type[Exception]):
+def _run_llm_stage(stage, settings: Settings, client, options, failure: type[Exception], progress):
     """Run the LLM stage service ``stage(database, project, client, options, progress=)``
-    and print its report's summary; return the report, or None after printing
-    ``error: ...`` when the stage raised ``failure``."""
-    from curator.progress import TqdmProgress
-
+    with ``progress`` (:func:`cli_progress`) and print its report's summary; return the
+    report, or None after printing ``error: ...`` when the stage raised ``failure``."""
     try:
-        report = stage(_open(settings), settings.project, client, options, progress=TqdmProgress())
+        report = stage(_open(settings), settings.project, client, options, progress=progress)
     except failure as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from curator.cli.common import _open, add_command, options_from_args
+from curator.cli.common import _open, add_command, job_progress, options_from_args
 from curator.config import Settings
 
 
@@ -53,12 +53,16 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     )
     database = _open(settings)
     bar = tqdm(desc="fine-tune", unit="step")
+    row = job_progress(args)
 
     def on_step(step: int, total: int, loss: float | None) -> None:
         bar.total = total
         bar.n = step
         bar.set_postfix(loss=f"{loss:.4f}" if loss is not None else "-")
         bar.refresh()
+        if row is not None:
+            shown = f"{loss:.4f}" if loss is not None else "-"
+            row.update(step, total, f"fine-tune (loss {shown})")
 
     try:
         report = train_project(database, settings.project, settings.data_dir, options, on_step)

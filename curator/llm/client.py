@@ -25,7 +25,8 @@ from curator.llm.cache import ResponseCache, request_key
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
-#: the longest model name stored (``model`` columns are 300 characters)
+#: the longest model name stored (``model`` columns are 300 characters; the same as
+#: ``db.limits.MAX_MODEL_CHARS``, which this layer may not import)
 MAX_MODEL_CHARS = 300
 
 

@@ -56,6 +56,7 @@ UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 ONE_AT_A_TIME = ("generate", "mine", "rerank", "train")
 POLL_SECONDS = 0.3
 PROGRESS_SECONDS = 0.5
+CLI_PROGRESS_SECONDS = 1.0  # a CLI job writes its row at most once a second
 _SUBMIT = threading.Lock()  # the same-kind check and the new row, one submit at a time
 
 log = logging.getLogger(__name__)
@@ -300,10 +301,14 @@ def set_progress(
 
 class JobProgress:
     """A :class:`curator.progress.Progress` that writes to the job's row (at most every
-    ``PROGRESS_SECONDS``, and at each start and finish), for the app's Jobs panel."""
+    ``interval`` seconds, and at each start and finish), for the app's Jobs panel and
+    ``curator jobs``; ``also`` (a tqdm bar in the CLI) gets every call too."""
 
-    def __init__(self, database: Database, job_id: int, also=None) -> None:
+    def __init__(
+        self, database: Database, job_id: int, also=None, *, interval: float = PROGRESS_SECONDS
+    ) -> None:
         self.database, self.job_id, self.also = database, job_id, also
+        self.interval = interval
         self.total: int | None = None
         self.done = 0
         self.desc = ""
@@ -321,6 +326,12 @@ class JobProgress:
         if self.also is not None:
             self.also.advance(amount)
 
+    def update(self, done: int, total: int | None, desc: str) -> None:
+        """Set the count itself (a training step of ``total``); written like ``advance``,
+        and at once when ``done`` reaches ``total``."""
+        self.done, self.total, self.desc = done, total, desc
+        self._write(force=total is not None and done >= total)
+
     def finish(self) -> None:
         self._write(force=True)
         if self.also is not None:
@@ -328,9 +339,38 @@ class JobProgress:
 
     def _write(self, force: bool = False) -> None:
         now = time.monotonic()
-        if force or now - self._written >= PROGRESS_SECONDS:
+        if force or now - self._written >= self.interval:
             self._written = now
-            set_progress(self.database, self.job_id, self.done, self.total, self.desc)
+            values = {"progress_done": self.done, "progress_total": self.total}
+            write_progress(self.database, self.job_id, message=self.desc, **values)
+
+
+def write_progress(database: Database, job_id: int, **values: Any) -> bool:
+    """Write a job's progress ``values`` (columns) unless the database is busy writing:
+    False when skipped. Progress is only shown, and on SQLite the write lock may be held
+    by this very process (an ingest stores a file in one transaction and reports its
+    progress as it reads), so waiting for it (the busy timeout) would wait for ourselves;
+    the next write, or the finish, tells the rest."""
+    from sqlalchemy import update
+    from sqlalchemy.exc import OperationalError
+
+    from db.session import SQLITE_BUSY_TIMEOUT_MS
+
+    sqlite = database.engine.dialect.name == "sqlite"
+    with database.engine.connect() as connection:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            connection.execute(update(Job).where(Job.id == job_id).values(**values))
+            connection.commit()
+            return True
+        except OperationalError as error:
+            connection.rollback()
+            log.debug("job #%s: progress not written (%s)", job_id, error)
+            return False
+        finally:
+            if sqlite:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def _older_waiting(database: Database, job_id: int, folder: str) -> Job | None:
@@ -419,6 +459,7 @@ class CliJob:
     job_id: int
     exit_code: int | None = None
     result: dict[str, Any] = field(default_factory=dict)
+    database: Database | None = None  # where its row is (for its progress)
 
 
 @contextmanager
@@ -437,7 +478,7 @@ def cli_job(
     done for exit code 0, failed with the exception or exit code otherwise, cancelled
     on Ctrl-C."""
     job_id = create_job(database, project, kind, params, data_dir, origin="cli", pid=os.getpid())
-    handle = CliJob(job_id)
+    handle = CliJob(job_id, database=database)
     try:
         lock = wait_for_turn(database, job_id, data_dir, wait=wait, on_wait=on_wait)
     except BaseException as error:

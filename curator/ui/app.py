@@ -33,7 +33,7 @@ def build_ui(
     ctx = Context(database, project, Path(data_dir), login)
     with gr.Blocks(title="curator") as app:
         gr.Markdown("### curator · embedding-data workbench")
-        build_jobs_panel(ctx.database, ctx.data_dir)
+        *_, cancel_row = build_jobs_panel(ctx)
         guide = gr.Markdown(elem_id="first-steps")
         with gr.Accordion("Project status (counts per stage)", open=False):
             summary = gr.Markdown(elem_id="project-status")
@@ -51,7 +51,7 @@ def build_ui(
         with gr.Tab("Export", visible=not login) as export_tab:
             build_export_tab(ctx)
         if login:
-            admin_tabs = [pipeline_tab, training_tab, export_tab]
+            admin_tabs = [pipeline_tab, training_tab, export_tab, cancel_row]
             app.load(bind(tabs_for, ctx, len(admin_tabs)), outputs=admin_tabs)
         table = {"fn": passages["table"], "inputs": passages["inputs"]}
         gr.on([app.load, *passages["triggers"]], outputs=passages["outputs"], **table)

@@ -7,8 +7,9 @@ job's row, reporting progress and the waiting position, and returns the Markdown
 button showed before. A worker that crashes or is killed fails its job; the app goes on.
 
 The plain functions here take and return plain values (testable without a browser);
-``build_jobs_panel`` alone imports gradio: a status line that follows the running and
-waiting jobs (CLI jobs included) and a table of recent jobs, refreshed by a ``gr.Timer``.
+``build_jobs_panel`` wires them: a status line that follows the running and
+waiting jobs (CLI jobs included), a table of recent jobs, refreshed by a ``gr.Timer``, and
+a Cancel button for a queued or running job (:func:`cancel_job`, admins only).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
+
 from curator.services import Database
 from curator.services.jobs import (
     JobRefused,
     JobView,
+    cancel,
     list_jobs,
     submit,
     wait_for_job,
 )
-from curator.ui.context import bind, text_table
+from curator.ui.context import Context, bind, require_admin, text_table
 from curator.ui.results import refusal_markdown, result_markdown
 
 JOB_COLUMNS = ["job", "kind", "status", "from", "project", "started", "progress or error"]
@@ -214,14 +218,49 @@ def refresh(database: Database, data_dir: Path | str) -> tuple[str, list[list]]:
     return jobs_status(database, data_dir), jobs_table(database, data_dir)
 
 
-def build_jobs_panel(database: Database, data_dir: Path | str):
-    """The Jobs status line and a table of recent jobs, refreshed every few seconds
-    (call inside the caller's Blocks). Returns (status Markdown, table, timer)."""
-    import gradio as gr
+def cancel_message(database: Database, data_dir: Path | str, job_id: float | str | None) -> str:
+    """Cancel the queued or running job ``job_id`` of the data folder
+    (``curator.services.jobs.cancel``: a queued one never starts, a running one's process
+    is stopped); the outcome as escaped Markdown, or why nothing was cancelled."""
+    text = str(job_id if job_id is not None else "").strip().lstrip("#")
+    try:
+        number = int(float(text))
+    except ValueError:
+        return "**Not cancelled:** give the number of a queued or running job (see the table)."
+    ours = list_jobs(database, data_dir=data_dir, limit=1_000)
+    job = next((job for job in ours if job.id == number), None)
+    if job is None:
+        return f"**Not cancelled:** no job #{number} in this data folder."
+    if job.finished:
+        return html.escape(f"Not cancelled: job #{number} {job.kind} already ended ({job.status}).")
+    ended = cancel(database, number)
+    return html.escape(f"Job #{number} {ended.kind} ({ended.origin}): {ended.status}.")
 
+
+def cancel_job(
+    ctx: Context, job_id: float | str | None, request: gr.Request = None
+) -> tuple[str, str, list]:
+    """The Jobs panel's Cancel button: admins only (``gr.Error`` for anyone else, before
+    anything changes), then :func:`cancel_message`. Returns (its Markdown, the status
+    line, the table of jobs)."""
+    require_admin(ctx, request, "cancelling a job")
+    message = cancel_message(ctx.database, ctx.data_dir, job_id)
+    return message, *refresh(ctx.database, ctx.data_dir)
+
+
+def build_jobs_panel(ctx: Context):
+    """The Jobs status line, a table of recent jobs refreshed every few seconds, and a
+    Cancel row (a job number and a button; hidden under ``--login`` until an admin logs
+    in) (call inside the caller's Blocks). Returns (status Markdown, table, timer, the
+    Cancel row)."""
+    database, data_dir = ctx.database, ctx.data_dir
     status = gr.Markdown(jobs_status(database, data_dir), elem_id="jobs-status")
     with gr.Accordion("Jobs (one heavy job at a time per data folder)", open=False):
         table = text_table(JOB_COLUMNS, elem_id="jobs-table")
+        with gr.Row(visible=not ctx.login) as cancel_row:
+            number = gr.Number(label="Job to cancel (#)", precision=0, elem_id="cancel-job-id")
+            button = gr.Button("Cancel job", variant="stop", elem_id="cancel-job")
+            outcome = gr.Markdown(elem_id="cancel-job-outcome")
     timer = gr.Timer(REFRESH_SECONDS)
     timer.tick(
         bind(refresh, database, data_dir),
@@ -229,4 +268,10 @@ def build_jobs_panel(database: Database, data_dir: Path | str):
         show_progress="hidden",
         queue=False,
     )
-    return status, table, timer
+    button.click(
+        bind(cancel_job, ctx),
+        inputs=[number],
+        outputs=[outcome, status, table],
+        api_name="cancel_job",
+    )
+    return status, table, timer, cancel_row
