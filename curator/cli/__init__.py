@@ -5,7 +5,9 @@ them, so ``curator --help`` and ``curator status`` start fast.
 
 One module per command group: ``corpus`` (init, ingest, import, export, status,
 jobs), ``pipeline`` (generate, mine, diagnose, rerank), ``training`` (train, eval),
-``server`` (serve, annotator, doctor); ``common`` holds what they share.
+``server`` (serve, annotator, doctor); ``common`` holds what they share. In each, a
+command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
+function that adds its options; the module's ``add_commands`` registers them all.
 """
 
 from __future__ import annotations

@@ -1,6 +1,4 @@
-"""Commands over the stored corpus and labels: init, ingest, import, export, status, jobs.
-Each command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
-function that adds its options; ``add_commands`` registers them all."""
+"""Commands over the stored corpus and labels: init, ingest, import, export, status, jobs."""
 
 from __future__ import annotations
 

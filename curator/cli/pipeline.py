@@ -1,6 +1,4 @@
-"""The pipeline commands: generate, mine, diagnose, rerank.
-Each command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
-function that adds its options; ``add_commands`` registers them all."""
+"""The pipeline commands: generate, mine, diagnose, rerank."""
 
 from __future__ import annotations
 

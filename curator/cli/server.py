@@ -1,6 +1,4 @@
-"""The app and its accounts, and the install check: serve, annotator, doctor.
-Each command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
-function that adds its options; ``add_commands`` registers them all."""
+"""The app and its accounts, and the install check: serve, annotator, doctor."""
 
 from __future__ import annotations
 

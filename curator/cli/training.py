@@ -1,6 +1,4 @@
-"""Training and evaluation: train, eval.
-Each command is a ``cmd_*`` function (its docstring is its help) and an ``_*_options``
-function that adds its options; ``add_commands`` registers them all."""
+"""Training and evaluation: train, eval."""
 
 from __future__ import annotations
 
