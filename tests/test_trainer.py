@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -392,3 +393,32 @@ def test_a_fine_tune_without_held_out_queries_keeps_the_model_and_says_why(
     )
     assert "error" not in events[-1]
     assert "not evaluated: no held-out queries" in events[-1]["status"]
+
+
+@pytest.mark.parametrize(
+    ("raised", "shown"),
+    [
+        (
+            RuntimeError("Failed to load\nTraceback (most recent call last):\n  File x"),
+            "RuntimeError: Failed to load",
+        ),
+        (RuntimeError(" \n "), "RuntimeError: RuntimeError(' \\n ')"),  # blank message
+        (RuntimeError(), "RuntimeError: RuntimeError()"),
+    ],
+)
+def test_a_failed_fine_tune_reaches_the_page_as_one_line(monkeypatch, tmp_path, raised, shown):
+    import curator.services.train as train_service
+
+    def fail(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(train_service, "train_project", fail)
+    events = train_service.training_events(
+        None, "p", tmp_path, train_service.TrainOptions(), poll_seconds=0.01
+    )
+    seen: list = []  # a handler that dies itself never sends its event: read with a bound
+    reader = threading.Thread(target=lambda: seen.extend(events), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "no last event: the failure handler itself failed"
+    assert seen[-1]["error"] == shown

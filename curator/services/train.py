@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from curator.llm.client import one_line
 from curator.locks import FileLock
 from curator.pipeline.training_set import (
     TrainingSet,
@@ -812,7 +813,7 @@ def training_events(
             events.put(("evaluated", evaluation))
         except Exception as error:  # one line for the user; the traceback goes to the log
             traceback.print_exc()
-            first = (str(error) or repr(error)).strip().splitlines()[0][:500]
+            first = one_line(str(error)) or one_line(repr(error))
             events.put(("error", f"{type(error).__name__}: {first}"))
 
     threading.Thread(target=work, daemon=True, name=f"train-{project}").start()
