@@ -303,3 +303,28 @@ def test_a_second_run_that_planned_the_same_passages_stores_nothing_twice(corpus
     )
     assert first.ok == 3 and (second.ok, second.already_done) == (0, 3)
     assert [(r.id, r.query) for r in rows(corpus)] == before
+
+
+def test_a_reply_that_stops_after_its_task_is_asked_for_the_query(corpus):
+    task = " Given a claim, retrieve documents that support or refute it."
+    client = client_replying([task, " passage zero is about numbers"], concurrency=1)
+    report = generate_queries(corpus, "p", client, GenerateOptions(limit=1, resample=0))
+    assert (report.ok, report.parse_failed, report.resampled) == (1, 0, 0)
+    [stored] = rows(corpus)
+    assert (stored.status, stored.task, stored.query) == (
+        "ok",
+        "Given a claim, retrieve documents that support or refute it.",
+        "passage zero is about numbers",
+    )
+    assert stored.raw_output == f"{task}\nQuery: passage zero is about numbers"
+    assert client.usage.requests == 2
+
+
+def test_a_bad_reply_to_the_query_prompt_is_stored_raw_as_a_parse_failure(corpus):
+    task = " Given a claim, retrieve documents that support or refute it."
+    client = client_replying([task, ""], concurrency=1)
+    report = generate_queries(corpus, "p", client, GenerateOptions(limit=1, resample=0))
+    assert (report.ok, report.parse_failed) == (0, 1)
+    [stored] = rows(corpus)
+    assert stored.status == "parse_failed" and stored.raw_output == f"{task}\nQuery:"
+    assert stored.error == "empty query (asked again after the task line)"

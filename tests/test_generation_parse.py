@@ -11,8 +11,11 @@ from curator.pipeline.generate import (
     ParseError,
     PassageInput,
     build_generation_messages,
+    build_query_messages,
     load_examples,
     parse_generation,
+    parse_query_reply,
+    task_only,
 )
 from curator.pipeline.readers import IngestError
 
@@ -122,3 +125,60 @@ def test_examples_file_errors_name_line_and_field(tmp_path):
         load_examples(write(tmp_path / "bad.jsonl", "{nope\n"))
     with pytest.raises(IngestError, match="no examples"):
         load_examples(write(tmp_path / "empty.jsonl", "\n"))
+
+
+# Replies of the embedded Gemma 3 270M that stopped after the task line (SciFact, with
+# curated few-shot examples: 108 of 1,000 replies in bench/human_budget.py).
+TASK_ONLY = " Given a scientific claim, retrieve studies that support or refute it."
+
+
+@pytest.mark.parametrize(
+    "reply, task",
+    [
+        (TASK_ONLY, "Given a scientific claim, retrieve studies that support or refute it."),
+        (
+            "Task: Given a keyword query, retrieve relevant passages.\n",
+            "Given a keyword query, retrieve relevant passages.",
+        ),
+        (" Find the article that explains it.", "Find the article that explains it."),
+        (" I think it is true that the brain is growing.", None),  # not a task
+        (" Given a claim, retrieve documents.\nQuery: a query", None),  # parses as it is
+        ("", None),
+    ],
+)
+def test_a_reply_that_stopped_after_its_task_is_recognised(reply, task):
+    assert task_only(reply) == task
+
+
+def test_the_query_is_asked_after_the_models_own_task():
+    prompt = build_generation_messages(PassageInput("A title", "Some passage text."), EXAMPLES)
+    again = build_query_messages(prompt, " Given a claim,  retrieve studies.")
+    [message] = again.messages
+    assert message["content"] == prompt.messages[0]["content"] + (
+        " Given a claim, retrieve studies.\nQuery:"
+    )
+    assert again.truncated_from == prompt.truncated_from
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        " what grows in the brain",
+        "Query: what grows in the brain",
+        " what grows in the brain\nmore",
+    ],
+)
+def test_the_reply_to_the_query_prompt_parses_under_the_task(reply):
+    parsed = parse_query_reply("Given a claim, retrieve studies.", reply, EXAMPLES)
+    assert (parsed.task, parsed.query) == (
+        "Given a claim, retrieve studies.",
+        "what grows in the brain",
+    )
+
+
+@pytest.mark.parametrize(
+    "reply, error", [("", "empty query"), (" how long is the reef", "copies a few-shot example")]
+)
+def test_a_bad_reply_to_the_query_prompt_is_refused_as_any_query(reply, error):
+    with pytest.raises(ParseError, match=error):
+        parse_query_reply("Given a claim, retrieve studies.", reply, EXAMPLES)

@@ -163,6 +163,14 @@ def build_generation_messages(
     return GenerationPrompt([{"role": "user", "content": "\n\n".join(parts)}], truncated_from)
 
 
+def build_query_messages(prompt: GenerationPrompt, task: str) -> GenerationPrompt:
+    """The generation ``prompt`` continued with the model's own ``task`` and ``Query:``:
+    asked when a reply stopped after its task line, so the model writes only the query."""
+    content = prompt.messages[-1]["content"]
+    message = {"role": "user", "content": f"{content} {' '.join(task.split())}\nQuery:"}
+    return GenerationPrompt([*prompt.messages[:-1], message], prompt.truncated_from)
+
+
 #: words of a task instruction ("Given a question, retrieve passages that answer it.")
 _INSTRUCTION_WORDS = frozenset(
     [
@@ -216,11 +224,33 @@ def _repeats_instruction(query: str, task: str) -> bool:
 _QUOTES = "\"'`“”‘’"
 
 
+_TASK_WORDS = re.compile(r"\b(given|retrieve|find|search)\b", re.IGNORECASE)
+
+
 def _first_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip():
             return line.strip()
     return ""
+
+
+def task_only(text: str) -> str | None:
+    """The task of a reply that is a task instruction ("Given ..., retrieve ...") with no
+    ``Query:`` line after it (the model stopped after its task), else None."""
+    reply = re.sub(r"^\**\s*task\s*\**\s*:\s*\**\s*", "", (text or "").strip(), flags=re.I)
+    if re.search(r"\**\s*query\s*\**\s*:", reply, flags=re.IGNORECASE):
+        return None
+    task = _first_line(reply)
+    return task if _TASK_WORDS.search(task) else None
+
+
+def parse_query_reply(
+    task: str, text: str, examples: list[GenerationExample] | tuple[GenerationExample, ...] = ()
+) -> ParsedGeneration:
+    """The reply to :func:`build_query_messages` (the query, with or without its own
+    ``Query:`` label) under ``task``, checked as :func:`parse_generation` checks a query."""
+    reply = re.sub(r"^\**\s*query\s*\**\s*:\s*\**", "", (text or "").strip(), flags=re.I)
+    return parse_generation(f"{task}\nQuery: {reply}", examples)
 
 
 def parse_generation(

@@ -30,10 +30,13 @@ from curator.pipeline.generate import (
     ParseError,
     PassageInput,
     build_generation_messages,
+    build_query_messages,
     choose_examples,
     examples_version,
     load_examples,
     parse_generation,
+    parse_query_reply,
+    task_only,
 )
 from curator.pipeline.likelihood import build_ql_prefix, mean_log_likelihood, ql_continuation
 from curator.pipeline.query_quality import copy_reason, duplicate_reasons, junk_reason
@@ -367,14 +370,14 @@ def _generate_one(
         if len(clean) >= options.best_of or (draw >= options.best_of and clean):
             break
         extra = {"temperature": options.resample_temperature} if draw >= options.best_of else {}
+        call = {
+            "seed": sample_seed(task.passage_id, task.sample_index, draw, options.seed),
+            "stop": STOP,
+            "refresh": task.existing_id is not None,  # a retry: the cached reply failed
+            **extra,
+        }
         try:
-            reply = client.complete(
-                prompt.messages,
-                seed=sample_seed(task.passage_id, task.sample_index, draw, options.seed),
-                stop=STOP,
-                refresh=task.existing_id is not None,  # a retry: the cached reply failed
-                **extra,
-            )
+            raw, parsed, error = _ask(client, prompt, examples, call)
         except LLMError as exc:
             if exc.kind != "context_window":
                 raise
@@ -382,13 +385,11 @@ def _generate_one(
             notes["context"] = str(exc)
             message = f"too long for the model's context: {exc.provider_message}"
             return _Outcome(QueryStatus.ERROR, None, "", message, _dump(notes), truncated)
-        try:
-            parsed = parse_generation(reply.text, examples)
-        except ParseError as exc:
-            draws.append(_Draw(reply.text, None, str(exc)))
+        if parsed is None:
+            draws.append(_Draw(raw, None, error))
             continue
         flags = quality_flags(parsed.query, task.title, task.text, examples)
-        draws.append(_Draw(reply.text, parsed, None, flags))
+        draws.append(_Draw(raw, parsed, None, flags))
     resampled = max(0, len(draws) - options.best_of)
     if resampled:
         notes["draws"] = [
@@ -419,6 +420,27 @@ def _generate_one(
         flags=chosen.flags,
         resampled=resampled,
     )
+
+
+def _ask(
+    client: LLMClient, prompt, examples: list[GenerationExample], call: dict
+) -> tuple[str, ParsedGeneration | None, str | None]:
+    """One draw: (the raw reply, its parse or None, the parse error or None). A reply that
+    stops after its task line is continued once with ``Query:`` (``build_query_messages``);
+    the raw text then holds both replies, joined by that label."""
+    reply = client.complete(prompt.messages, **call)
+    try:
+        return reply.text, parse_generation(reply.text, examples), None
+    except ParseError as exc:
+        task = task_only(reply.text)
+        if task is None:
+            return reply.text, None, str(exc)
+    follow = client.complete(build_query_messages(prompt, task).messages, **call)
+    raw = f"{reply.text}\nQuery:{follow.text}"
+    try:
+        return raw, parse_query_reply(task, follow.text, examples), None
+    except ParseError as exc:
+        return raw, None, f"{exc} (asked again after the task line)"
 
 
 def _choose_by_likelihood(client: LLMClient, task: _Task, draws: list[_Draw], notes: dict):
