@@ -444,6 +444,61 @@ def test_override_by_keys_only(card_server, browser):
     page.close()
 
 
+def edited_queries(data_dir: Path) -> dict[int, str]:
+    """judgment id -> the query text its annotator typed (judgments that fixed the query)."""
+    from sqlalchemy import select
+
+    from db.models import Judgment
+
+    database = open_database(sqlite_url(data_dir / "curator.db"))
+    with database.sessions() as session:
+        rows = session.execute(
+            select(Judgment.id, Judgment.edited_query).where(Judgment.edited_query.is_not(None))
+        ).all()
+    database.dispose()
+    return dict(rows)
+
+
+def test_a_query_fixed_by_keys_only_is_stored_and_the_next_card_takes_keys(card_server, browser):
+    """q selects the query's text, typing replaces it (its letters judge nothing), Enter
+    saves it with the marks; the focus leaves the field, so a then accepts the next card."""
+    url, data_dir = card_server
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Annotate").click()
+    shown = card(page)
+    before = len(stored(data_dir))
+    page.keyboard.press("q")
+    page.keyboard.type("a better query 1 about cats")
+    assert len(stored(data_dir)) == before
+    page.keyboard.press("Enter")
+    line = saved(page, "(")
+    rows = stored(data_dir)
+    assert len(rows) == before + 1 and rows[-1][1:3] == (shown["query"], "annotator")
+    assert rows[-1][3] in ("accept", "override") and rows[-1][6] == marked(shown["rows"])
+    assert edited_queries(data_dir)[rows[-1][0]] == "a better query 1 about cats"
+    following = card(page)
+    assert following["query"] != shown["query"]
+    page.keyboard.press("a")
+    line = saved(page, "(accept)", line)
+    rows = stored(data_dir)
+    assert len(rows) == before + 2 and rows[-1][1:4] == (following["query"], "annotator", "accept")
+    # Esc puts the query back and leaves the field: the next key judges, without the text
+    third = card(page)
+    box = page.locator("#query-box textarea, #query-box input").first
+    original = box.input_value()
+    page.keyboard.press("q")
+    page.keyboard.type("not saved")
+    page.keyboard.press("Escape")
+    assert box.input_value() == original and len(stored(data_dir)) == before + 2
+    page.keyboard.press("a")
+    saved(page, "(accept)", line)
+    rows = stored(data_dir)
+    assert rows[-1][1:4] == (third["query"], "annotator", "accept")
+    assert rows[-1][0] not in edited_queries(data_dir)
+    page.close()
+
+
 def edited_texts(data_dir: Path) -> dict[str, str]:
     """passage external id -> the edited text stored with a judgment."""
     from sqlalchemy import select

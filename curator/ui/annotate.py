@@ -30,8 +30,11 @@ Click a row's text to read it whole; click its mark to cycle pos, neg, false neg
 | **r** | reject with the reason chosen beside the button |
 | **s** or **n** | skip to the next query |
 | **u** | undo your last judgment (its query comes back) |
+| **q** | fix the query: its field, text selected (**Enter** saves, **Esc** leaves it) |
 
-Fix the query text in its field before deciding; Enter there saves the marks too.
+Fixing a bad query is the most useful thing done here: on SciFact, 100 fixed queries
+alone gave a gain over the base model that 367 unreviewed machine queries did not
+(README, *With a person's fixes*).
 **edit** on a row makes its text editable in place (for a passage that needs a fix, e.g.
 a cut sentence); the corrected text is saved with your next accept or save, for that
 passage in this judgment only (training and export use it), and the original stays.

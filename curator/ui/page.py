@@ -41,6 +41,10 @@ SHORTCUTS = """
     body.contentEditable = "plaintext-only";
     body.focus();
   };
+  document.addEventListener("focusin", (event) => {
+    const box = event.target.closest && event.target.closest("#query-box");
+    if (box) event.target.dataset.original = event.target.value;
+  });
   document.addEventListener("input", (event) => {
     const body = event.target.closest && event.target.closest(".cc-body");
     if (body) body.closest("tr[data-pid]").dataset.edited = "1";
@@ -65,7 +69,21 @@ SHORTCUTS = """
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(target && target.tagName);
-    if (typing || (target && target.isContentEditable)) return;
+    if (typing || (target && target.isContentEditable)) {
+      // in the query field, Enter saves (the field's own submit) and Esc puts the text
+      // back as it was when the field was entered; either way the focus goes back to the
+      // page, so the card's keys judge again
+      const inQuery = target.closest && target.closest("#query-box");
+      if (inQuery && event.key === "Escape") {
+        if (target.dataset.original !== undefined && target.value !== target.dataset.original) {
+          target.value = target.dataset.original;
+          target.dispatchEvent(new Event("input", {bubbles: true}));
+        }
+        target.blur();
+      }
+      if (inQuery && event.key === "Enter") setTimeout(() => target.blur(), 0);
+      return;
+    }
     const c = card();
     if (!shown(c) && !shown(document.getElementById("accept-button"))) return;  // other tab
     const digit = /^(?:Digit|Numpad)(\\d)$/.exec(event.code || "");
@@ -91,6 +109,15 @@ SHORTCUTS = """
       falseNegativeKey = Date.now();
       c.classList.add("cc-fn-pending");
       event.preventDefault();
+      return;
+    }
+    if (key === "q") {  // fix the query: its field, text selected, ready to type over
+      const box = document.querySelector("#query-box textarea, #query-box input");
+      if (shown(box)) {
+        event.preventDefault();
+        box.focus();
+        box.select();
+      }
       return;
     }
     if (BUTTONS[key]) {

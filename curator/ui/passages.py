@@ -66,12 +66,12 @@ NEXT_STEPS = (
     (
         "queries_judged",
         "**Next:** judge queries on the *Annotate* tab: *a* accepts the proposal, digits "
-        "change the marks (the keys are under *Keys and labels*).",
+        "change the marks, *q* fixes the query (the keys are under *Keys and labels*).",
     ),
     (
         "training_runs",
-        "**Next:** once a few dozen queries are judged, fine-tune on the *Fine-tune* tab, or "
-        "download the set from *Export*.",
+        "**Next:** once 50 to 100 queries are judged (fix bad ones with *q*: fixed queries "
+        "train best), fine-tune on the *Fine-tune* tab, or download the set from *Export*.",
     ),
 )
 
