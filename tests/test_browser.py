@@ -336,6 +336,24 @@ def card(page) -> dict:
     )
 
 
+def annotate_page(browser, url: str):
+    """A 1440x900 page on the Annotate tab: (the page, the card it opened on)."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(url)
+    page.get_by_role("tab", name="Annotate").click()
+    return page, card(page)
+
+
+def card_after(page, previous: int) -> dict:
+    """The card that replaced the one of query ``previous`` (waits for it)."""
+    page.wait_for_function(
+        "q => (document.querySelector('#annotate-card .cc-card')?.dataset.query || q) !== q",
+        arg=str(previous),
+        timeout=30_000,
+    )
+    return card(page)
+
+
 def marked(rows: list[dict]) -> dict[str, str]:
     return {r["pid"]: r["mark"] for r in rows if r["mark"]}
 
@@ -422,10 +440,7 @@ def test_override_by_keys_only(card_server, browser):
     """Digits mark positives, Shift+digit negatives, f then a digit a false negative, Enter
     saves: no mouse at all."""
     url, data_dir = card_server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(url)
-    page.get_by_role("tab", name="Annotate").click()
-    shown = card(page)
+    page, shown = annotate_page(browser, url)
     before = len(stored(data_dir))
     rows = {r["key"]: r for r in shown["rows"]}
     expected = marked(shown["rows"])
@@ -463,10 +478,7 @@ def test_a_query_fixed_by_keys_only_is_stored_and_the_next_card_takes_keys(card_
     """q selects the query's text, typing replaces it (its letters judge nothing), Enter
     saves it with the marks; the focus leaves the field, so a then accepts the next card."""
     url, data_dir = card_server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(url)
-    page.get_by_role("tab", name="Annotate").click()
-    shown = card(page)
+    page, shown = annotate_page(browser, url)
     before = len(stored(data_dir))
     page.keyboard.press("q")
     page.keyboard.type("a better query 1 about cats")
@@ -477,14 +489,13 @@ def test_a_query_fixed_by_keys_only_is_stored_and_the_next_card_takes_keys(card_
     assert len(rows) == before + 1 and rows[-1][1:3] == (shown["query"], "annotator")
     assert rows[-1][3] in ("accept", "override") and rows[-1][6] == marked(shown["rows"])
     assert edited_queries(data_dir)[rows[-1][0]] == "a better query 1 about cats"
-    following = card(page)
-    assert following["query"] != shown["query"]
+    following = card_after(page, shown["query"])
     page.keyboard.press("a")
     line = saved(page, "(accept)", line)
     rows = stored(data_dir)
     assert len(rows) == before + 2 and rows[-1][1:4] == (following["query"], "annotator", "accept")
     # Esc puts the query back and leaves the field: the next key judges, without the text
-    third = card(page)
+    third = card_after(page, following["query"])
     box = page.locator("#query-box textarea, #query-box input").first
     original = box.input_value()
     page.keyboard.press("q")
@@ -520,10 +531,7 @@ def test_a_passage_edited_on_the_card_is_stored_with_the_accept(card_server, bro
     """edit on a marked row, type the fixed text (keys typed there judge nothing), accept:
     the judgment keeps the edit; the passage's own text is unchanged."""
     url, data_dir = card_server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(url)
-    page.get_by_role("tab", name="Annotate").click()
-    shown = card(page)
+    page, shown = annotate_page(browser, url)
     before = len(stored(data_dir))
     row = next(r for r in shown["rows"] if r["mark"] == "positive")
     page.locator(f'#annotate-card tr[data-key="{row["key"]}"] .cc-edit').click()
@@ -542,10 +550,7 @@ def test_a_passage_edited_on_the_card_is_stored_with_the_accept(card_server, bro
 
 def test_keys_on_another_tab_or_in_a_text_field_store_nothing(card_server, browser):
     url, data_dir = card_server
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.goto(url)
-    page.get_by_role("tab", name="Annotate").click()
-    shown = card(page)
+    page, shown = annotate_page(browser, url)
     before = stored(data_dir)
     page.get_by_role("tab", name="Passages").click()
     page.get_by_text("page 1 of 1").wait_for(timeout=30_000)
