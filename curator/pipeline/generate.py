@@ -225,6 +225,9 @@ _QUOTES = "\"'`“”‘’"
 
 
 _TASK_WORDS = re.compile(r"\b(given|retrieve|find|search)\b", re.IGNORECASE)
+#: the labels of a reply's lines, as a model may write them (``**Task:**``, ``query :``)
+_TASK_LABEL = re.compile(r"^\**\s*task\s*\**\s*:\s*\**\s*", re.IGNORECASE)
+_QUERY_LABEL = re.compile(r"\**\s*query\s*\**\s*:\s*\**", re.IGNORECASE)
 
 
 def _first_line(text: str) -> str:
@@ -237,8 +240,8 @@ def _first_line(text: str) -> str:
 def task_only(text: str) -> str | None:
     """The task of a reply that is a task instruction ("Given ..., retrieve ...") with no
     ``Query:`` line after it (the model stopped after its task), else None."""
-    reply = re.sub(r"^\**\s*task\s*\**\s*:\s*\**\s*", "", (text or "").strip(), flags=re.I)
-    if re.search(r"\**\s*query\s*\**\s*:", reply, flags=re.IGNORECASE):
+    reply = _TASK_LABEL.sub("", (text or "").strip())
+    if _QUERY_LABEL.search(reply):
         return None
     task = _first_line(reply)
     return task if _TASK_WORDS.search(task) else None
@@ -249,8 +252,9 @@ def parse_query_reply(
 ) -> ParsedGeneration:
     """The reply to :func:`build_query_messages` (the query, with or without its own
     ``Query:`` label) under ``task``, checked as :func:`parse_generation` checks a query."""
-    reply = re.sub(r"^\**\s*query\s*\**\s*:\s*\**", "", (text or "").strip(), flags=re.I)
-    return parse_generation(f"{task}\nQuery: {reply}", examples)
+    reply = (text or "").strip()
+    label = _QUERY_LABEL.match(reply)
+    return parse_generation(f"{task}\nQuery: {reply[label.end() if label else 0 :]}", examples)
 
 
 def parse_generation(
@@ -265,8 +269,8 @@ def parse_generation(
     reply = (text or "").strip()
     if not reply:
         raise ParseError("empty reply")
-    reply = re.sub(r"^\**\s*task\s*\**\s*:\s*\**\s*", "", reply, flags=re.IGNORECASE)
-    match = re.search(r"\**\s*query\s*\**\s*:\s*\**", reply, flags=re.IGNORECASE)
+    reply = _TASK_LABEL.sub("", reply)
+    match = _QUERY_LABEL.search(reply)
     if match is None:
         raise ParseError("no 'Query:' line in the reply")
     task = _first_line(reply[: match.start()])
