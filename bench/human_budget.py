@@ -39,7 +39,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import sys
 import time
@@ -75,20 +74,13 @@ def claims_by_passage(qrels: dict[str, dict[str, int]]) -> dict[str, str]:
 
 def copy_links(source: Path, folder: Path, with_db: bool) -> None:
     """``folder`` with the source's stores linked (embeddings, evaluation cache, LLM cache,
-    the GGUF file) and, with ``with_db``, a copy of its database without training runs."""
-    folder.mkdir(parents=True)
-    for name in ("embeddings", "eval_cache", "cache"):
-        (folder / name).symlink_to(source / name)
-    (folder / "models").mkdir()
-    for model in source.glob("models/*.gguf*"):
-        (folder / "models" / model.name).symlink_to(model)
+    the GGUF file) and, with ``with_db``, its index linked and a copy of its database
+    without training runs."""
+    from label_free_variants import STORES, copy_database, link_stores
+
+    link_stores(source, folder, STORES if with_db else ("embeddings", "eval_cache", "cache"))
     if with_db:
-        (folder / "index").symlink_to(source / "index")
-        shutil.copy(source / "bench.db", folder / "bench.db")
-        with sqlite3.connect(folder / "bench.db") as connection:
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.execute("DELETE FROM models WHERE kind = 'fine-tuned'")
-            connection.execute("DELETE FROM training_runs")
+        copy_database(source, folder)
 
 
 def queries_to_fix(database, budget: int, by_passage: dict[str, str]) -> list[tuple[int, str]]:

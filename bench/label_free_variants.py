@@ -38,6 +38,34 @@ UNFLAG_BM25 = """DELETE FROM query_flags WHERE kind = 'inconsistent' AND query_i
 DROP_FLAGGED = "DELETE FROM generated_queries WHERE id IN (SELECT query_id FROM query_flags)"
 
 
+STORES = ("embeddings", "eval_cache", "index", "cache")
+
+
+def link_stores(source: Path, folder: Path, names: tuple[str, ...] = STORES) -> None:
+    """A new ``folder`` whose large stores (``names``) and GGUF files are links to the
+    source bench folder's, not copies."""
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).symlink_to(source / name)
+    (folder / "models").mkdir()
+    for model in source.glob("models/*.gguf*"):
+        (folder / "models" / model.name).symlink_to(model)
+
+
+def copy_database(source: Path, folder: Path, statement: str = "", params: tuple = ()) -> int:
+    """A copy of the source's database in ``folder`` with ``statement`` applied (its row
+    count returned) and no training run or fine-tuned model."""
+    shutil.copy(source / "bench.db", folder / "bench.db")
+    changed = 0
+    with sqlite3.connect(folder / "bench.db") as connection:
+        connection.execute("PRAGMA foreign_keys = ON")
+        if statement:
+            changed = connection.execute(statement, params).rowcount
+        connection.execute("DELETE FROM models WHERE kind = 'fine-tuned'")
+        connection.execute("DELETE FROM training_runs")
+    return changed
+
+
 def copy_project(source: Path, folder: Path, statement: str, params: tuple = ()) -> None:
     """A copy of the SciFact project in ``folder`` with ``statement`` applied and no
     training run (the large stores are linked, not copied)."""
@@ -45,18 +73,8 @@ def copy_project(source: Path, folder: Path, statement: str, params: tuple = ())
         return
     if not (source / "bench.db").exists():
         raise SystemExit(f"{source / 'bench.db'} not found: run bench/label_free.py first")
-    folder.mkdir(parents=True)
-    shutil.copy(source / "bench.db", folder / "bench.db")
-    for name in ("embeddings", "eval_cache", "index", "cache"):
-        (folder / name).symlink_to(source / name)
-    (folder / "models").mkdir()
-    for model in source.glob("models/*.gguf*"):
-        (folder / "models" / model.name).symlink_to(model)
-    with sqlite3.connect(folder / "bench.db") as connection:
-        connection.execute("PRAGMA foreign_keys = ON")
-        changed = connection.execute(statement, params).rowcount
-        connection.execute("DELETE FROM models WHERE kind = 'fine-tuned'")
-        connection.execute("DELETE FROM training_runs")
+    link_stores(source, folder)
+    changed = copy_database(source, folder, statement, params)
     print(f"{folder.name}: {changed} rows changed by the variant", flush=True)
 
 
